@@ -1,0 +1,38 @@
+"""Projects table: who owns a project and which organization shares it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cancel_service.errors import DependencyUnavailable
+from cancel_service.models import Project
+from cancel_service.observability import tracer
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class ProjectsTable:
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        self._table_name = table_name
+        self._client = client
+
+    @tracer.capture_method
+    def get(self, project_id: str) -> Project | None:
+        try:
+            item = self._client.get_item(
+                TableName=self._table_name,
+                Key={"id": {"S": project_id}},
+                ProjectionExpression="id, ownerId, orgId",
+            ).get("Item")
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyUnavailable("dynamodb") from error
+        if item is None or "ownerId" not in item:
+            return None
+        return Project(
+            id=item["id"]["S"],
+            owner_id=item["ownerId"]["S"],
+            org_id=item.get("orgId", {}).get("S") or None,
+        )

@@ -1,0 +1,71 @@
+"""Configuration from the environment, read once per container and validated.
+
+A missing variable is a deployment error: it fails the first invocation with a message that
+names the variable, instead of falling back to a default that would hide it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is incomplete or invalid."""
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is required but not set")
+    return value
+
+
+def _optional(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where messages, projects and cancel events live (every function needs this)."""
+
+    messages_table: str
+    projects_table: str
+    event_bus_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClerkConfig:
+    """How Clerk session tokens are verified (HTTP function only)."""
+
+    issuer: str
+    jwks_url: str
+    authorized_parties: frozenset[str]
+    jwt_key: str | None
+    publishable_key: str | None
+
+
+@cache
+def store_config() -> StoreConfig:
+    return StoreConfig(
+        messages_table=_required("MESSAGES_TABLE"),
+        projects_table=_required("PROJECTS_TABLE"),
+        event_bus_name=_required("EVENT_BUS_NAME"),
+    )
+
+
+@cache
+def clerk_config() -> ClerkConfig:
+    issuer = _required("CLERK_ISSUER")
+    parties = _optional("CLERK_AUTHORIZED_PARTIES") or ""
+    jwt_key = _optional("CLERK_JWT_KEY")
+    return ClerkConfig(
+        issuer=issuer,
+        jwks_url=_optional("CLERK_JWKS_URL") or f"{issuer.rstrip('/')}/.well-known/jwks.json",
+        authorized_parties=frozenset(p.strip() for p in parties.split(",") if p.strip()),
+        # Environment variables often carry PEM newlines escaped as "\n".
+        jwt_key=jwt_key.replace("\\n", "\n") if jwt_key else None,
+        publishable_key=_optional("CLERK_PUBLISHABLE_KEY"),
+    )

@@ -1,0 +1,48 @@
+"""Domain errors: raised where the problem is found, mapped to HTTP in one place (handlers/cancel_http)."""
+
+from __future__ import annotations
+
+
+class CancelServiceError(Exception):
+    """Base of every error this service raises on purpose."""
+
+
+class InvalidRequest(CancelServiceError):
+    """The request body is not what the contract asks for."""
+
+
+class PayloadTooLarge(CancelServiceError):
+    """The request body is over the size limit."""
+
+
+class UnsupportedMediaType(CancelServiceError):
+    """The request body is not declared as JSON."""
+
+
+class AuthenticationFailed(CancelServiceError):
+    """No acceptable session token. `reason` is a short label for logs and metrics, never shown."""
+
+    def __init__(self, reason: str, *, token_sent: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.token_sent = token_sent
+
+
+class OriginForbidden(CancelServiceError):
+    """A cookie-authenticated request came from an origin that is not authorized."""
+
+
+class ProjectNotFound(CancelServiceError):
+    """The project does not exist, or the caller may not touch it (deliberately indistinguishable)."""
+
+
+class DependencyUnavailable(CancelServiceError):
+    """An AWS service or Clerk's JWKS failed; the work done so far is kept and a retry is safe.
+
+    `cancelled_ids` lists the messages this call did cancel before the failure.
+    """
+
+    def __init__(self, dependency: str, *, cancelled_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{dependency} unavailable")
+        self.dependency = dependency
+        self.cancelled_ids = cancelled_ids

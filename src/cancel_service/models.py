@@ -1,0 +1,55 @@
+"""The domain's small vocabulary: who asks, what is cancelled, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+USER_REQUEST_REASON = "user_request"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A signed-in Clerk user, as proven by a verified session token."""
+
+    user_id: str
+    session_id: str
+    org_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: str
+    owner_id: str
+    org_id: str | None = None
+
+    def accessible_by(self, caller: Caller) -> bool:
+        """Owners may cancel, and so may members acting in the project's organization."""
+        if self.owner_id == caller.user_id:
+            return True
+        return self.org_id is not None and self.org_id == caller.org_id
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingMessage:
+    """A message that was `processing` when it was read (it may have finished since)."""
+
+    id: str
+    project_id: str
+    conversation_id: str
+    execution_arn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    """Who asked for the cancel (a Clerk user id or `system:<trigger>`), why, and when."""
+
+    requested_by: str
+    reason: str
+    requested_at: str
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """ISO-8601 UTC with milliseconds, the format every timestamp of the tables uses."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
