@@ -57,8 +57,13 @@ class SigningKey:
     def sign(
         self, claims: dict[str, Any], headers: dict[str, Any] | None = None, algorithm: str = "RS256"
     ) -> str:
+        """Sign `claims`; a header given as None is left out (to forge tokens without a `kid`)."""
+        merged = {"kid": self.kid, **(headers or {})}
         return jwt.encode(
-            claims, self.private_key, algorithm=algorithm, headers={"kid": self.kid, **(headers or {})}
+            claims,
+            self.private_key,
+            algorithm=algorithm,
+            headers={k: v for k, v in merged.items() if v is not None},
         )
 
 

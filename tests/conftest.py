@@ -49,14 +49,22 @@ def jwks(signing_key: SigningKey) -> Iterator[JwksServer]:
         yield server
 
 
+def _per_container_caches() -> list[Any]:
+    return [
+        value
+        for module in (config, runtime)
+        for value in vars(module).values()
+        if hasattr(value, "cache_clear")
+    ]
+
+
 @pytest.fixture(autouse=True)
 def fresh_container() -> Iterator[None]:
     """Each test is a new Lambda container: configuration, clients and JWKS cache built anew."""
-    caches = (config.store_config, config.clerk_config, runtime.cancel_service, runtime.session_verifier)
-    for cached in caches:
+    for cached in _per_container_caches():
         cached.cache_clear()
     yield
-    for cached in caches:
+    for cached in _per_container_caches():
         cached.cache_clear()
 
 
@@ -208,3 +216,17 @@ def lambda_context() -> LambdaContext:
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((ROOT / "events" / name).read_text())
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON log lines the function writes during the test (Powertools' handler, redirected)."""
+    import io
+
+    from cancel_service.observability import logger
+
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
+    yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+    handler.setStream(previous)  # type: ignore[attr-defined]
