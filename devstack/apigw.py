@@ -7,6 +7,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 
 def http_api_event(
@@ -19,8 +20,13 @@ def http_api_event(
     source_ip: str = "127.0.0.1",
     route_key: str | None = None,
     now: float | None = None,
+    path_parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Header names are lower-cased and `cookie` headers move to `cookies`, as API Gateway does."""
+    """Header names are lower-cased and `cookie` headers move to `cookies`, as API Gateway does.
+
+    A query string also arrives parsed in `queryStringParameters` (repeated names joined by
+    commas), and a route with path variables gets them in `pathParameters`.
+    """
     lowered: dict[str, str] = {}
     cookies: list[str] = []
     for name, value in (headers or {}).items():
@@ -58,6 +64,13 @@ def http_api_event(
     }
     if cookies:
         event["cookies"] = cookies
+    if query:
+        parameters: dict[str, str] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
+        event["queryStringParameters"] = parameters
+    if path_parameters:
+        event["pathParameters"] = path_parameters
     if body is not None:
         event["body"] = base64.b64encode(body).decode() if isinstance(body, bytes) else body
     return event
