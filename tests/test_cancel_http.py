@@ -215,3 +215,31 @@ def test_unknown_route_answers_in_the_envelope(store, lambda_context):
     assert answer.status == 404
     assert answer.body["success"] is False
     assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_missing_configuration_is_named_in_the_log_not_in_the_answer(
+    store, mint, lambda_context, monkeypatch, log_lines
+):
+    monkeypatch.delenv("MESSAGES_TABLE")
+    store.put_project()
+
+    answer = post_cancel(lambda_context, {"projectId": PROJECT}, token=mint())
+
+    assert answer.status == 500
+    assert answer.body == {
+        "success": False,
+        "error": {"code": "internal_error", "message": "Something went wrong on our side."},
+    }
+    failure = next(log for log in log_lines() if log["level"] == "ERROR")
+    assert "MESSAGES_TABLE" in failure["exception"]
+
+
+def test_cancel_counts_are_published_as_metrics(store, mint, lambda_context, capfd):
+    seed_conversations(store)
+
+    post_cancel(lambda_context, {"projectId": PROJECT}, token=mint())
+
+    blobs = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
+    counts = next(blob for blob in blobs if "CancelRequests" in blob)
+    assert counts["CancelRequests"] == [1.0]
+    assert counts["MessagesCancelled"] == [3.0]

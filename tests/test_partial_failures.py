@@ -208,3 +208,15 @@ def test_processing_messages_beyond_one_query_page_are_all_cancelled(store, mint
     answer = post_cancel(lambda_context, {"projectId": PROJECT}, token=mint())
 
     assert len(answer.body["messageIds"]) == 15
+
+
+def test_dependency_failures_are_counted_by_dependency(scene, clients, mint, lambda_context, capfd):
+    post_cancel(lambda_context, {"projectId": "warm-up"}, token=mint())
+    reject_entries(clients, {"m1", "m2", "m3"}, times=1_000)
+    capfd.readouterr()
+
+    post_cancel(lambda_context, {"projectId": PROJECT}, token=mint())
+
+    blobs = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
+    failures = [blob for blob in blobs if "DependencyFailures" in blob]
+    assert [blob["dependency"] for blob in failures] == ["eventbridge"]
