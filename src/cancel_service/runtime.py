@@ -7,27 +7,72 @@ configuration; a misconfigured function fails its first invocation naming the mi
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 import boto3
 
-from cancel_service.adapters.aws import CLIENT_CONFIG
+from cancel_service.adapters.agent_executions import AgentExecutions
+from cancel_service.adapters.aws import CLIENT_CONFIG, STOP_EXECUTION_CONFIG
+from cancel_service.adapters.bulk_events import BulkContinuationPublisher
 from cancel_service.adapters.cancel_events import CancelEventPublisher
 from cancel_service.adapters.clerk import JwksCache, KeySource, SessionTokenVerifier, StaticKey
 from cancel_service.adapters.messages import MessagesTable
 from cancel_service.adapters.projects import ProjectsTable
+from cancel_service.agent_outcomes import AgentOutcomes
+from cancel_service.bulk import BulkCancelService
 from cancel_service.cancel import CancelService
 from cancel_service.config import clerk_config, store_config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+
+
+@cache
+def _dynamodb() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=CLIENT_CONFIG)
+
+
+@cache
+def _events() -> EventBridgeClient:
+    return boto3.client("events", config=CLIENT_CONFIG)
+
+
+def _messages() -> MessagesTable:
+    return MessagesTable(store_config().messages_table, _dynamodb())
+
+
+def _projects() -> ProjectsTable:
+    return ProjectsTable(store_config().projects_table, _dynamodb())
 
 
 @cache
 def cancel_service() -> CancelService:
-    config = store_config()
-    dynamodb = boto3.client("dynamodb", config=CLIENT_CONFIG)
     return CancelService(
-        projects=ProjectsTable(config.projects_table, dynamodb),
-        messages=MessagesTable(config.messages_table, dynamodb),
-        events=CancelEventPublisher(config.event_bus_name, boto3.client("events", config=CLIENT_CONFIG)),
+        projects=_projects(),
+        messages=_messages(),
+        events=CancelEventPublisher(store_config().event_bus_name, _events()),
     )
+
+
+@cache
+def bulk_cancel_service() -> BulkCancelService:
+    return BulkCancelService(
+        projects=_projects(),
+        messages=_messages(),
+        cancel_service=cancel_service(),
+        continuations=BulkContinuationPublisher(store_config().event_bus_name, _events()),
+    )
+
+
+@cache
+def agent_outcomes() -> AgentOutcomes:
+    return AgentOutcomes(messages=_messages(), cancel_service=cancel_service())
+
+
+@cache
+def agent_executions() -> AgentExecutions:
+    return AgentExecutions(boto3.client("stepfunctions", config=STOP_EXECUTION_CONFIG))
 
 
 @cache

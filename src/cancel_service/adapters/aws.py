@@ -15,3 +15,8 @@ CLIENT_CONFIG = Config(
     read_timeout=5,
     max_pool_connections=UPDATE_CONCURRENCY + 2,
 )
+
+# StopExecution has a small per-account token bucket that a bulk cancel can drain in seconds:
+# adaptive mode rate-limits the client once it sees throttles, and more attempts ride them out
+# rather than failing the stop (the function's timeout leaves room for the longer backoff).
+STOP_EXECUTION_CONFIG = CLIENT_CONFIG.merge(Config(retries={"mode": "adaptive", "max_attempts": 10}))

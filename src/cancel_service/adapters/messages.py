@@ -1,4 +1,4 @@
-"""Messages table: read processing messages through indexes, cancel them with conditional writes."""
+"""Messages table: read processing messages through indexes, move them on with conditional writes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -21,9 +21,34 @@ if TYPE_CHECKING:
 
 # Keyed (projectId, status): a project's processing messages and nothing else.
 BY_PROJECT_AND_STATUS = "byProjectAndStatus"
+# Keyed (status, updatedAt): the processing messages not touched since a cutoff, in every project.
+BY_STATUS_AND_UPDATED_AT = "byStatusAndUpdatedAt"
+# Keyed executionArn, sparse: only messages that an agent execution works on are in it.
+BY_EXECUTION_ARN = "byExecutionArn"
 PROCESSING = "processing"
 CANCELLED = "cancelled"
+FAILED = "failed"
 _PROJECTION = "id, projectId, conversationId, executionArn"
+
+# An ExclusiveStartKey / LastEvaluatedKey of an index query: string key attributes only, so it
+# travels as plain JSON inside a continuation event.
+PageKey = dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """One page of an index query, and where the next page starts (None: this was the last)."""
+
+    messages: tuple[ProcessingMessage, ...]
+    next_key: PageKey | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionMessage:
+    """A message found by its agent execution, with its status when it was read."""
+
+    message: ProcessingMessage
+    status: str
 
 
 class WriteOutcome(Enum):
@@ -59,20 +84,146 @@ class MessagesTable:
     @tracer.capture_method
     def processing_in_project(self, project_id: str) -> Iterator[ProcessingMessage]:
         """Every processing message of the project, across conversations, page by page."""
-        pages = self._client.get_paginator("query").paginate(
-            TableName=self._table_name,
-            IndexName=BY_PROJECT_AND_STATUS,
-            KeyConditionExpression="projectId = :project AND #status = :processing",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":project": {"S": project_id}, ":processing": {"S": PROCESSING}},
-            ProjectionExpression=_PROJECTION,
+        start_key: PageKey | None = None
+        while True:
+            page = self.processing_in_project_page(project_id, start_key)
+            yield from page.messages
+            if page.next_key is None:
+                return
+            start_key = page.next_key
+
+    def processing_in_project_page(
+        self, project_id: str, start_key: PageKey | None, limit: int | None = None
+    ) -> MessagePage:
+        return self._page(
+            BY_PROJECT_AND_STATUS,
+            "projectId = :project AND #status = :processing",
+            {":project": {"S": project_id}},
+            start_key,
+            limit,
         )
+
+    def processing_updated_before_page(
+        self, cutoff: str, start_key: PageKey | None, limit: int | None = None
+    ) -> MessagePage:
+        """Processing messages whose `updatedAt` is before `cutoff` (same ISO-8601 format), oldest first."""
+        return self._page(
+            BY_STATUS_AND_UPDATED_AT,
+            "#status = :processing AND updatedAt < :cutoff",
+            {":cutoff": {"S": cutoff}},
+            start_key,
+            limit,
+        )
+
+    @tracer.capture_method
+    def _page(
+        self,
+        index: str,
+        key_condition: str,
+        values: dict[str, AttributeValueTypeDef],
+        start_key: PageKey | None,
+        limit: int | None,
+    ) -> MessagePage:
+        request: dict[str, Any] = {
+            "TableName": self._table_name,
+            "IndexName": index,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":processing": {"S": PROCESSING}, **values},
+            "ProjectionExpression": _PROJECTION,
+        }
+        if start_key:
+            request["ExclusiveStartKey"] = start_key
+        if limit:
+            request["Limit"] = limit
         try:
-            for page in pages:
-                for item in page.get("Items", []):
-                    yield _to_message(item)
+            response = self._client.query(**request)
         except (ClientError, BotoCoreError) as error:
             raise DependencyUnavailable("dynamodb") from error
+        next_key = response.get("LastEvaluatedKey")
+        return MessagePage(
+            messages=tuple(_to_message(item) for item in response.get("Items", [])),
+            next_key={name: {"S": value["S"]} for name, value in next_key.items()} if next_key else None,
+        )
+
+    @tracer.capture_method
+    def of_execution(self, execution_arn: str) -> list[ExecutionMessage]:
+        """The message(s) an agent execution works on (normally one), whatever their status."""
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table_name,
+            IndexName=BY_EXECUTION_ARN,
+            KeyConditionExpression="executionArn = :arn",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":arn": {"S": execution_arn}},
+            ProjectionExpression=f"{_PROJECTION}, #status",
+        )
+        try:
+            return [
+                ExecutionMessage(_to_message(item), item["status"]["S"])
+                for page in pages
+                for item in page.get("Items", [])
+            ]
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyUnavailable("dynamodb") from error
+
+    @tracer.capture_method
+    def mark_failed(self, message_id: str, reason: str, at: str) -> bool:
+        """Move a message to failed if it is still processing; False when it had already moved on."""
+        return (
+            self._update_if(
+                message_id,
+                "SET #status = :failed, updatedAt = :at, failedAt = :at, failureReason = :reason",
+                "#status = :processing",
+                {
+                    ":failed": {"S": FAILED},
+                    ":processing": {"S": PROCESSING},
+                    ":at": {"S": at},
+                    ":reason": {"S": reason},
+                },
+            )
+            is not None
+        )
+
+    @tracer.capture_method
+    def mark_agent_stopped(self, message_id: str, at: str) -> str | None:
+        """Record, once, when a cancelled message's agent was confirmed stopped.
+
+        Returns the message's `cancelledAt`, or None when it is not cancelled or already recorded.
+        """
+        attributes = self._update_if(
+            message_id,
+            "SET agentStoppedAt = :at",
+            "#status = :cancelled AND attribute_not_exists(agentStoppedAt)",
+            {":cancelled": {"S": CANCELLED}, ":at": {"S": at}},
+        )
+        return None if attributes is None else attributes.get("cancelledAt", {}).get("S")
+
+    def _update_if(
+        self,
+        message_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, AttributeValueTypeDef],
+    ) -> dict[str, AttributeValueTypeDef] | None:
+        """A conditional update (whose condition reads `#status`); the item after it, or None when
+        the condition did not hold."""
+        try:
+            response = self._client.update_item(
+                TableName=self._table_name,
+                Key={"id": {"S": message_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise DependencyUnavailable("dynamodb") from error
+        except BotoCoreError as error:
+            raise DependencyUnavailable("dynamodb") from error
+        return response.get("Attributes", {})
 
     @tracer.capture_method
     def mark_cancelled(self, messages: Sequence[ProcessingMessage], request: CancelRequest) -> CancelWrites:
