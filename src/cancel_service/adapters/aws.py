@@ -19,4 +19,4 @@ CLIENT_CONFIG = Config(
 # StopExecution has a small per-account token bucket that a bulk cancel can drain in seconds:
 # adaptive mode rate-limits the client once it sees throttles, and more attempts ride them out
 # rather than failing the stop (the function's timeout leaves room for the longer backoff).
-STOP_EXECUTION_CONFIG = CLIENT_CONFIG.merge(Config(retries={"mode": "adaptive", "max_attempts": 10}))
+STOP_EXECUTION_CONFIG = CLIENT_CONFIG.merge(Config(retries={"mode": "adaptive", "total_max_attempts": 10}))

@@ -1,0 +1,79 @@
+"""Fixtures for the agent-facing functions (stop target, bulk cancel, execution status).
+
+Used as a plugin (`pytest_plugins = ["conftest_agent"]`) by the tests that need them; the
+helpers they use live in agent_scene.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from agent_scene import (
+    AGENT_NAME,
+    AGENT_ROLE,
+    AGENT_STATE_MACHINE_ARN,
+    STAND_IN_AGENT,
+    Agent,
+    Route,
+    rule_pattern,
+)
+from moto import mock_aws
+
+from cancel_service import runtime
+from conftest import BUS_NAME, Store
+
+
+@pytest.fixture(autouse=True)
+def fresh_agent_runtime() -> Iterator[None]:
+    """conftest's fresh_container clears the HTTP function's caches; these are the others."""
+    caches = (
+        runtime._dynamodb,
+        runtime._events,
+        runtime.bulk_cancel_service,
+        runtime.agent_outcomes,
+        runtime.agent_executions,
+    )
+    for cached in caches:
+        cached.cache_clear()
+    yield
+    for cached in caches:
+        cached.cache_clear()
+
+
+@pytest.fixture
+def route(store: Store, template: dict[str, Any]) -> Callable[[str, str], Route]:
+    def _route(function: str, event: str) -> Route:
+        name = f"{function}-{event}"
+        queue_url = store.sqs.create_queue(QueueName=name)["QueueUrl"]
+        queue_arn = store.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        store.events.put_rule(
+            Name=name, EventBusName=BUS_NAME, EventPattern=json.dumps(rule_pattern(template, function, event))
+        )
+        store.events.put_targets(
+            Rule=name, EventBusName=BUS_NAME, Targets=[{"Id": "queue", "Arn": queue_arn}]
+        )
+        return Route(store.sqs, queue_url)
+
+    return _route
+
+
+@pytest.fixture
+def agent(store: Store) -> Iterator[Agent]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions")
+        arn = sfn.create_state_machine(
+            name=AGENT_NAME, definition=STAND_IN_AGENT.read_text(), roleArn=AGENT_ROLE
+        )["stateMachineArn"]
+        if arn != AGENT_STATE_MACHINE_ARN:
+            raise RuntimeError(f"the stand-in agent is {arn}, not {AGENT_STATE_MACHINE_ARN}")
+        agent = Agent(sfn, arn)
+        yield agent
+        for execution_arn in agent.started.values():
+            if agent.status(execution_arn) == "RUNNING":
+                sfn.stop_execution(executionArn=execution_arn)
