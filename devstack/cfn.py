@@ -62,7 +62,11 @@ class Template:
         stack_name: str = STACK_NAME,
         raw: dict[str, Any] | None = None,
         aws_endpoint: str = f"https://sqs.{REGION}.amazonaws.com",
+        require_all: bool = True,
     ) -> None:
+        """`require_all=False` lets a parameter without a default and without a value be "" (for
+        reading the template's shape, e.g. which function an event is for)."""
+        self._require_all = require_all
         self.aws_endpoint = aws_endpoint.rstrip("/")
         self.path = path
         self.root = path.parent
@@ -89,6 +93,8 @@ class Template:
                 values[name] = given[name]
             elif "Default" in spec:
                 values[name] = str(spec["Default"])
+            elif not self._require_all:
+                values[name] = ""
             else:
                 raise TemplateError(f"parameter {name} has no default; give it a value")
         return values
@@ -180,7 +186,8 @@ class Template:
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
         if logical_id not in self.resources:
-            raise TemplateError(f"!GetAtt of unknown resource {logical_id}")
+            # A resource SAM generates (e.g. the rule of a function's event, <Function><Event>).
+            return f"arn:aws:local:{REGION}:{ACCOUNT}:{logical_id}"
         if attribute == "Arn":
             return self.arn(logical_id)
         if attribute in ("Name", "QueueName", "StateMachineName"):
@@ -234,7 +241,10 @@ class Template:
         if name == "Split":
             return str(args[1]).split(str(args[0]))
         if name == "Select":
-            return args[1][int(args[0])]
+            index, items = int(args[0]), args[1]
+            if not self._require_all and index >= len(items):
+                return ""  # a parameter left empty on purpose (see __init__)
+            return items[index]
         if name == "GetAZs":
             return [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
         if name == "ToJsonString":

@@ -34,7 +34,7 @@ from typing import Any
 
 import boto3
 
-from devstack.cfn import ACCOUNT, REGION, FunctionSpec, Template
+from devstack.cfn import ACCOUNT, REGION, STACK_NAME, FunctionSpec, Template
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, JwksServer, SigningKey, session_claims
 from devstack.lambdas import FunctionPool, Invocation, host_architecture, runtime_environment
 from devstack.sample_events import DEMO_ORG, DEMO_PROJECT, DEMO_USER
@@ -53,6 +53,14 @@ DEMO_MESSAGES = (
     ("k5aplanned00001", "conv_planning", "completed"),
     ("k5bqueued000001", "conv_refactor", "pending"),
 )
+
+
+def stand_in_agents(stack_name: str) -> list[tuple[str, Path]]:
+    """The stand-in agent state machines of devstack/agent/ (name, definition file)."""
+    return [
+        (f"{stack_name}-{path.name.removesuffix('.asl.json')}", path)
+        for path in sorted(AGENT_DIR.glob("*.asl.json"))
+    ]
 
 
 def default_state_file() -> Path:
@@ -162,6 +170,7 @@ class DevStack:
             self.api_port = 0
             self.origin = DEV_ORIGIN
         self.template = Template(self._parameters(), path=options.template_path, aws_endpoint=self.aws_url)
+        self.agent_state_machine = self.template.parameters.get("AgentStateMachineArn") or None
         self.functions: dict[str, FunctionSpec] = self.template.functions()
         self._session = boto3.session.Session(
             aws_access_key_id="testing",
@@ -171,7 +180,10 @@ class DevStack:
         self._create_resources()
         for spec in self.functions.values():
             environment = runtime_environment(spec, self.aws_url)
-            self.pools[spec.logical_id] = FunctionPool(spec, environment, self._function_log)
+            reserved = spec.properties.get("ReservedConcurrentExecutions")
+            self.pools[spec.logical_id] = FunctionPool(
+                spec, environment, self._function_log, max_containers=int(reserved) if reserved else 10
+            )
         self._wire_event_sources()
         self._spawn(self._watch_executions, "sfn-status")
         if options.seed:
@@ -247,6 +259,9 @@ class DevStack:
             "ClerkAuthorizedParties": ",".join(parties),
             "Architecture": host_architecture(),
         }
+        agents = stand_in_agents(STACK_NAME)
+        if agents:
+            local["AgentStateMachineArn"] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{agents[0][0]}"
         declared = Template.declared_parameters(self.options.template_path)
         values = {name: value for name, value in local.items() if name in declared}
         values.update(self.options.parameter_overrides)
@@ -332,9 +347,9 @@ class DevStack:
             )["stateMachineArn"]
             if "agent" in logical_id.lower():
                 self.agent_state_machine = self.agent_state_machine or arn
-        # The stand-in for the AI agent (devstack/agent/): what the demo's messages run on.
-        for path in sorted(AGENT_DIR.glob("*.asl.json")):
-            name = f"{template.stack_name}-{path.name.removesuffix('.asl.json')}"
+        # The stand-in for the AI agent (devstack/agent/): what the demo's messages run on, and
+        # the template's AgentStateMachineArn parameter.
+        for name, path in stand_in_agents(template.stack_name):
             arn = sfn.create_state_machine(name=name, definition=path.read_text(), roleArn=role)[
                 "stateMachineArn"
             ]
@@ -423,6 +438,11 @@ class DevStack:
             for message in batch.get("Messages", []):
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
                 event = json.loads(message["Body"])
+                if "InputTransformer" not in target and isinstance(event, dict):
+                    # moto's delivery drops the envelope's `account` (its default input template
+                    # lacks it); EventBridge always sends it.
+                    event = {"version": "0", "id": event.get("id"), "detail-type": event.get("detail-type"),
+                             "source": event.get("source"), "account": ACCOUNT, **event}  # fmt: skip
                 if "Input" in target:
                     event = json.loads(target["Input"])
                 elif "InputPath" in target:

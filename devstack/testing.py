@@ -1,0 +1,193 @@
+"""Helpers for the tests that drive the local stack from outside, as a user does: start
+`python -m devstack` as a process on free ports, wait until it is up, stop it with Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.cfn import Template
+from devstack.template import ROOT
+
+START_TIMEOUT = 60.0
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def http(
+    method: str, url: str, *, headers: dict[str, str] | None = None, body: Any = None, timeout: float = 15
+) -> HttpAnswer:
+    data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+            status, raw, answer_headers = response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        status, raw, answer_headers = error.code, error.read(), dict(error.headers)
+    try:
+        parsed: Any = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = raw.decode(errors="replace")
+    return HttpAnswer(status, answer_headers, parsed)
+
+
+@dataclass
+class StackProcess:
+    """`python -m devstack` (what `make stack` runs) on free ports, in its own process group."""
+
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[str] | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    startup_seconds: float = 0.0
+    _log: Any = None
+    _dir: Any = None
+
+    @property
+    def origin(self) -> str:
+        return str(self.state["origin"])
+
+    @property
+    def state_file(self) -> Path:
+        return Path(self._dir.name) / "stack.json"
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self._dir.name) / "stack.log"
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self._dir else ""
+
+    def start(self) -> StackProcess:
+        self._dir = tempfile.TemporaryDirectory(prefix="devstack-test-")
+        self._log = self.log_path.open("w")
+        started = time.monotonic()
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devstack",
+                "--port",
+                "0",
+                "--clerk-port",
+                "0",
+                "--aws-port",
+                "0",
+                "--state-file",
+                str(self.state_file),
+                *self.extra_args,
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = started + START_TIMEOUT
+        while not self.state_file.exists() or not self.state_file.read_text().strip():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the local stack exited with {self.process.returncode}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    f"the local stack did not start in {START_TIMEOUT:.0f} s:\n{self.output()}"
+                )
+            time.sleep(0.05)
+        self.state = json.loads(self.state_file.read_text())
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def devstack(
+        self, *args: str, stdin: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Another `python -m devstack ...` command, aimed at this stack."""
+        return subprocess.run(
+            [sys.executable, "-m", "devstack", "--state-file", str(self.state_file), *args],
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def worker_pids(self) -> list[int]:
+        assert self.process is not None
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int | None:
+        """Ctrl-C, as a user stops it; returns the exit code."""
+        code = None
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(sig)
+                try:
+                    self.process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait()
+            code = self.process.returncode
+        if self._log is not None:
+            self._log.close()
+        return code
+
+    def cleanup(self) -> None:
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> StackProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.cleanup()
+
+
+def function_for_event(template: Template, event: dict[str, Any]) -> str | None:
+    """The function of the template that `event` is meant for: the HttpApi route of an API Gateway
+    event, or the function whose EventBridge rule pattern matches an EventBridge event (moto's
+    matcher, as the local stack's delivery uses)."""
+    from moto.events.models import EventPattern
+
+    for spec in template.functions().values():
+        for source in spec.events:
+            props = source.properties
+            if source.type == "HttpApi" and "routeKey" in event:
+                route_key = f"{str(props.get('Method', 'ANY')).upper()} {props.get('Path', '$default')}"
+                if event["routeKey"] in (route_key, "$default") or props.get("Path") is None:
+                    return spec.logical_id
+            elif source.type in ("EventBridgeRule", "CloudWatchEvent") and "detail-type" in event:
+                if EventPattern.load(json.dumps(props.get("Pattern", {}))).matches_event(event):  # type: ignore[arg-type]
+                    return spec.logical_id
+            elif source.type in ("Schedule", "ScheduleV2", "SQS") and source.type == _kind(event):
+                return spec.logical_id
+    return None
+
+
+def _kind(event: dict[str, Any]) -> str:
+    if event.get("detail-type") == "Scheduled Event":
+        return "Schedule"
+    records = event.get("Records") or [{}]
+    return "SQS" if records[0].get("eventSource") == "aws:sqs" else ""
