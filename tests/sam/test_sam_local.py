@@ -135,27 +135,29 @@ def _template_for_local(workdir: Path) -> Path:
 @pytest.fixture(scope="session")
 def built_template(sam_env: SamEnv, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`sam build` of the template (python3.13 from pyenv, x86_64); the built template's path."""
-    work = ROOT / ".aws-sam" / "sam-tests"
-    shutil.rmtree(work, ignore_errors=True)
+    work = ROOT / ".aws-sam" / f"sam-tests-{uuid.uuid4().hex[:8]}"  # beside src/, for CodeUri
     work.mkdir(parents=True)
     template = _template_for_local(work)
     build_dir = tmp_path_factory.mktemp("sam-build")
-    _run(
-        [
-            sam_env.sam,
-            "build",
-            "--template",
-            str(template),
-            "--build-dir",
-            str(build_dir / "build"),
-            "--cache-dir",
-            str(build_dir / "cache"),
-            "--parameter-overrides",
-            PARAMETER_OVERRIDES,
-        ],
-        {**sam_env.env, "PYENV_VERSION": "3.13.0"},
-        timeout=600,
-    )
+    try:
+        _run(
+            [
+                sam_env.sam,
+                "build",
+                "--template",
+                str(template),
+                "--build-dir",
+                str(build_dir / "build"),
+                "--cache-dir",
+                str(build_dir / "cache"),
+                "--parameter-overrides",
+                PARAMETER_OVERRIDES,
+            ],
+            {**sam_env.env, "PYENV_VERSION": "3.13.0"},
+            timeout=600,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return build_dir / "build" / "template.yaml"
 
 
