@@ -1,0 +1,206 @@
+"""Bulk cancels: each detail shape cancels exactly its messages through the one cancel core;
+an invalid detail changes nothing; a bulk too large for one invocation continues until done."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from agent_scene import BudgetContext, eventbridge_event, matches, rule_pattern
+
+from cancel_service.handlers import bulk_cancel
+from cancel_service.models import utc_timestamp
+from conftest import BUS_NAME, TABLE_NAMES, Store
+from faults import install
+
+pytest_plugins = ["conftest_agent"]
+
+OWNER_A, OWNER_B = "user_2ownerA", "user_2ownerB"
+NOW = datetime.now(UTC)
+LONG_AGO = utc_timestamp(NOW - timedelta(hours=2))
+RECENTLY = utc_timestamp(NOW - timedelta(seconds=30))
+
+
+def roomy_context() -> BudgetContext:
+    """Plenty of time: the whole bulk fits in one invocation."""
+    return BudgetContext(remaining_ms=900_000, step_ms=0)
+
+
+def bulk_event(detail: dict, source: str = "app.admin") -> dict:
+    return eventbridge_event("Bulk Cancel Requested", detail, source=source)
+
+
+@pytest.fixture
+def scene(store: Store) -> Store:
+    store.put_project("p1", owner_id=OWNER_A)
+    store.put_project("p2", owner_id=OWNER_A)
+    store.put_project("p3", owner_id=OWNER_B)
+    store.put_message("a1", project_id="p1", updated_at=LONG_AGO)
+    store.put_message("a2", project_id="p1", status="completed", updated_at=LONG_AGO)
+    store.put_message("a3", project_id="p1", conversation_id="conv_2", updated_at=RECENTLY)
+    store.put_message("b1", project_id="p2", updated_at=RECENTLY)
+    store.put_message("b2", project_id="p2", status="pending", updated_at=LONG_AGO)
+    store.put_message("c1", project_id="p3", updated_at=LONG_AGO)
+    store.put_message("c2", project_id="p3", status="failed", updated_at=LONG_AGO)
+    return store
+
+
+ALL_IDS = ("a1", "a2", "a3", "b1", "b2", "c1", "c2")
+BEFORE = {"a2": "completed", "b2": "pending", "c2": "failed"}
+
+
+@pytest.mark.parametrize(
+    ("detail", "expected", "reason"),
+    [
+        ({"projectIds": ["p1", "p3"]}, {"a1", "a3", "c1"}, "bulk_request"),
+        ({"ownerId": OWNER_A, "reason": "account_closed"}, {"a1", "a3", "b1"}, "account_closed"),
+        ({"olderThanSeconds": 3600}, {"a1", "c1"}, "bulk_request"),
+    ],
+    ids=["projectIds", "ownerId", "olderThanSeconds"],
+)
+def test_each_shape_cancels_exactly_its_processing_messages(scene, detail, expected, reason):
+    answer = bulk_cancel.handler(bulk_event(detail), roomy_context())
+
+    assert answer["accepted"] is True
+    assert answer["continued"] is False
+    assert sorted(answer["messageIds"]) == sorted(expected)
+    for message_id in ALL_IDS:
+        item = scene.message(message_id)
+        if message_id in expected:
+            assert item["status"] == "cancelled"
+            assert item["cancelledBy"] == "system:bulk"
+            assert item["cancelReason"] == reason
+        else:
+            assert item["status"] == BEFORE.get(message_id, "processing")
+            assert "cancelledBy" not in item
+    events = scene.published()
+    assert sorted(event["detail"]["messageId"] for event in events) == sorted(expected)
+    assert {event["detail"]["requestedBy"] for event in events} == {"system:bulk"}
+    assert {event["detail"]["reason"] for event in events} == {reason}
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        {},
+        {"projectIds": []},
+        {"projectIds": ["../p1"]},
+        {"ownerId": "p1"},
+        {"olderThanSeconds": 59},
+        {"olderThanSeconds": "3600"},
+        {"projectIds": ["p1"], "ownerId": OWNER_A},
+        {"projectIds": ["p1"], "reason": ""},
+        {"everything": True},
+    ],
+)
+def test_an_invalid_detail_is_rejected_and_changes_nothing(scene, lambda_context, detail):
+    answer = bulk_cancel.handler(bulk_event(detail), lambda_context)
+
+    assert answer == {"accepted": False}
+    assert {message_id: scene.status(message_id) for message_id in ALL_IDS} == {
+        message_id: BEFORE.get(message_id, "processing") for message_id in ALL_IDS
+    }
+    assert scene.published() == []
+
+
+def test_the_bulk_rule_takes_any_source_but_the_cancel_events_own(template):
+    pattern = rule_pattern(template, "BulkCancelFunction", "BulkCancelRequested")
+
+    assert matches(pattern, bulk_event({"ownerId": OWNER_A}, source="app.admin"))
+    assert matches(pattern, bulk_event({"ownerId": OWNER_A}, source="app.messages.bulk"))  # continuations
+    assert not matches(pattern, bulk_event({"ownerId": OWNER_A}, source="app.messages"))
+    assert not matches(pattern, eventbridge_event("Message Cancel Requested", {}, source="app.admin"))
+
+
+def test_the_scheduled_sweep_cancels_messages_stuck_in_processing(scene, template):
+    target_input = template["Resources"]["BulkCancelFunction"]["Properties"]["Events"]["StaleSweep"][
+        "Properties"
+    ]["Input"]["Fn::Sub"]
+    values = {"AWS::AccountId": "123456789012", "AWS::Region": "us-east-1", "StaleAfterSeconds": "3600"}
+    for name, value in values.items():
+        target_input = target_input.replace("${" + name + "}", value)
+
+    answer = bulk_cancel.handler(json.loads(target_input), roomy_context())
+
+    assert sorted(answer["messageIds"]) == ["a1", "c1"]
+    assert scene.message("a1")["cancelReason"] == "stale_processing"
+
+
+def put_processing_messages(store: Store, count: int, projects: list[str]) -> set[str]:
+    ids = [f"m{n:05d}" for n in range(count)]
+    for start in range(0, count, 25):
+        store.dynamodb.batch_write_item(
+            RequestItems={
+                TABLE_NAMES["MessagesTable"]: [
+                    {
+                        "PutRequest": {
+                            "Item": {
+                                "id": {"S": message_id},
+                                "projectId": {"S": projects[n % len(projects)]},
+                                "conversationId": {"S": "conv_1"},
+                                "status": {"S": "processing"},
+                                "createdAt": {"S": LONG_AGO},
+                                "updatedAt": {"S": LONG_AGO},
+                            }
+                        }
+                    }
+                    for n, message_id in enumerate(ids[start : start + 25], start)
+                ]
+            }
+        )
+    return set(ids)
+
+
+@pytest.mark.parametrize(
+    ("detail", "count"),
+    # The sweep's shape at full size; the project cursor (across three projects) on a smaller bulk.
+    [({"olderThanSeconds": 3600}, 5000), ({"projectIds": ["p1", "p2", "p3"]}, 1500)],
+    ids=["olderThanSeconds-5000", "projectIds-1500"],
+)
+def test_a_large_bulk_continues_until_none_is_left_and_none_is_reported_twice(
+    store, route, monkeypatch, detail, count
+):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
+    # The published cancel events are counted from the calls instead: moto's SQS receive is linear
+    # in the queue's length, so draining 5,000 events from the catch-all queue would take minutes.
+    store.events.remove_targets(Rule="everything", EventBusName=BUS_NAME, Ids=["queue"])
+    clients = install(monkeypatch)
+    expected = put_processing_messages(store, count, ["p1", "p2", "p3"])
+    started = time.monotonic()
+
+    reported: list[str] = []
+    invocations = 0
+    pending = [bulk_event(detail)]
+    while pending:
+        event = pending.pop()
+        invocations += 1
+        # Time for five pages per invocation, as if the function's timeout were short.
+        answer = bulk_cancel.handler(event, BudgetContext(remaining_ms=60_000, step_ms=10_000))
+        reported.extend(answer["messageIds"])
+        pending.extend(continuations.take())  # as EventBridge would deliver the continuation
+        assert len(pending) == (1 if answer["continued"] else 0)
+        assert invocations <= count // 100, "the bulk does not converge"
+
+    assert invocations >= count // 500  # five pages of 100 per invocation
+    assert len(reported) == len(set(reported)) == count
+    assert set(reported) == expected
+    published = [
+        json.loads(entry["Detail"])["messageId"]
+        for operation, call in clients["events"].calls
+        if operation == "put_events"
+        for entry in call["Entries"]
+        if entry["DetailType"] == "Message Cancel Requested"
+    ]
+    assert len(published) == len(set(published)) == count
+    left = store.dynamodb.query(
+        TableName=TABLE_NAMES["MessagesTable"],
+        IndexName="byStatusAndUpdatedAt",
+        KeyConditionExpression="#status = :processing",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":processing": {"S": "processing"}},
+        Select="COUNT",
+    )["Count"]
+    assert left == 0
+    print(f"{count}-message bulk: {invocations} invocations, {time.monotonic() - started:.1f} s")

@@ -1,0 +1,236 @@
+"""The template as CloudFormation receives it: the SAM transform run offline (no AWS calls),
+and the functions, rules, targets, dead-letter queues, alarms and IAM statements it yields."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import boto3
+import pytest
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from devstack.template import resources_of_type
+
+AGENT_ARN = "arn:aws:states:eu-west-1:210987654321:stateMachine:agent"
+PARAMETERS = {"ClerkIssuer": "https://clerk.example.com", "AgentStateMachineArn": AGENT_ARN}
+
+
+@pytest.fixture(scope="module")
+def cfn(template: dict[str, Any]) -> dict[str, Any]:
+    sam = copy.deepcopy(template)
+    sam["Globals"]["Function"]["CodeUri"] = "s3://artifacts/cancel-service.zip"  # as `sam package` leaves it
+    # The region only names ARNs of AWS managed policies; no call is made with this session.
+    session = boto3.session.Session(region_name="us-east-1")
+    translated: dict[str, Any] = Translator({}, Parser(), boto_session=session).translate(sam, PARAMETERS)
+    return translated
+
+
+def resource(cfn: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return cfn["Resources"][logical_id]["Properties"]
+
+
+def statements(cfn: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = resource(cfn, f"{function}Role")
+    return [statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]]
+
+
+def by_sid(cfn: dict[str, Any], function: str) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in statements(cfn, function) if "Sid" in s}
+
+
+def actions(cfn: dict[str, Any], function: str) -> set[str]:
+    found: set[str] = set()
+    for statement in statements(cfn, function):
+        action = statement["Action"]
+        found.update([action] if isinstance(action, str) else action)
+    return found
+
+
+FUNCTIONS = {
+    "CancelFunction": "cancel_service.handlers.cancel_http.handler",
+    "StopAgentFunction": "cancel_service.handlers.stop_agent.handler",
+    "BulkCancelFunction": "cancel_service.handlers.bulk_cancel.handler",
+    "ExecutionStatusFunction": "cancel_service.handlers.execution_status.handler",
+}
+
+
+def test_every_function_with_its_handler_runtime_tracing_and_a_log_group(cfn):
+    functions = resources_of_type(cfn, "AWS::Lambda::Function")
+    assert {name: f["Properties"]["Handler"] for name, f in functions.items()} == FUNCTIONS
+    log_groups = resources_of_type(cfn, "AWS::Logs::LogGroup")
+    for name, function in functions.items():
+        properties = function["Properties"]
+        assert properties["Runtime"] == "python3.13"
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["Architectures"] == [{"Ref": "Architecture"}]
+        assert properties["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "cancel-service"
+        assert log_groups[f"{name}LogGroup"]["Properties"] == {
+            "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{{name}}}"},
+            "RetentionInDays": {"Ref": "LogRetentionDays"},
+        }
+
+
+def test_parameters(template):
+    parameters = template["Parameters"]
+    for name in (
+        "ClerkIssuer",
+        "ClerkJwksUrl",
+        "ClerkAuthorizedParties",
+        "ClerkJwtKey",
+        "ClerkPublishableKey",
+    ):
+        assert name in parameters
+    assert parameters["StaleAfterSeconds"]["Default"] == 3600
+    assert parameters["LogLevel"]["Default"] == "INFO"
+    assert "AgentStateMachineArn" in parameters
+    assert parameters["Architecture"]["AllowedValues"] == ["arm64", "x86_64"]
+
+
+def rule_of(cfn: dict[str, Any], logical_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    rule = resource(cfn, logical_id)
+    [target] = rule["Targets"]
+    return rule, target
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "function"),
+    [
+        ("StopAgentFunctionCancelRequested", "StopAgentFunction"),
+        ("BulkCancelFunctionBulkCancelRequested", "BulkCancelFunction"),
+        ("BulkCancelFunctionStaleSweep", "BulkCancelFunction"),
+        ("ExecutionStatusFunctionAgentExecutionEnded", "ExecutionStatusFunction"),
+    ],
+)
+def test_every_rule_target_retries_then_dead_letters(cfn, rule_id, function):
+    _, target = rule_of(cfn, rule_id)
+
+    assert target["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}}
+    queue_policy = resource(cfn, "UndeliveredEventsQueuePolicy")["PolicyDocument"]["Statement"][0]
+    assert {"Fn::GetAtt": [rule_id, "Arn"]} in queue_policy["Condition"]["ArnEquals"]["aws:SourceArn"]
+
+
+@pytest.mark.parametrize("function", ["StopAgentFunction", "BulkCancelFunction", "ExecutionStatusFunction"])
+def test_function_errors_are_retried_then_kept_in_a_queue(cfn, function):
+    config = resource(cfn, f"{function}EventInvokeConfig")
+
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["FailedEventsQueue", "Arn"]
+    }
+
+
+def test_rules_listen_on_the_right_bus_for_the_right_events(cfn):
+    stop, _ = rule_of(cfn, "StopAgentFunctionCancelRequested")
+    assert stop["EventBusName"] == {"Ref": "CancelBus"}
+    assert stop["EventPattern"]["detail"] == {"executionArn": [{"exists": True}]}
+    bulk, _ = rule_of(cfn, "BulkCancelFunctionBulkCancelRequested")
+    assert bulk["EventBusName"] == {"Ref": "CancelBus"}
+    assert bulk["EventPattern"]["source"] == [{"anything-but": "app.messages"}]
+    ended, _ = rule_of(cfn, "ExecutionStatusFunctionAgentExecutionEnded")
+    assert "EventBusName" not in ended  # Step Functions publishes on the default bus
+    assert ended["EventPattern"]["detail"]["stateMachineArn"] == [{"Ref": "AgentStateMachineArn"}]
+    sweep, target = rule_of(cfn, "BulkCancelFunctionStaleSweep")
+    assert sweep["ScheduleExpression"] == "rate(5 minutes)"
+    assert "${StaleAfterSeconds}" in target["Input"]["Fn::Sub"]
+
+
+def test_the_stop_target_has_bounded_concurrency(cfn):
+    assert resource(cfn, "StopAgentFunction")["ReservedConcurrentExecutions"] == 5
+
+
+def test_dead_letter_queues_are_encrypted_and_alarmed(cfn):
+    for queue in ("UndeliveredEventsQueue", "FailedEventsQueue"):
+        assert resource(cfn, queue)["SqsManagedSseEnabled"] is True
+    alarms = [a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()]
+    watched = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms}
+    assert watched == {"UndeliveredEventsQueue", "FailedEventsQueue"}
+    for alarm in alarms:
+        assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_outputs(template):
+    assert {"ApiUrl", "EventBusName", "MessagesTableName", "ProjectsTableName"} <= set(template["Outputs"])
+
+
+# --- least privilege ---------------------------------------------------------------------------------
+
+
+def index_arn(table: str, index: str) -> dict[str, str]:
+    return {"Fn::Sub": f"${{{table}.Arn}}/index/{index}"}
+
+
+def test_stop_function_may_only_stop_executions_of_the_agent(cfn):
+    assert actions(cfn, "StopAgentFunction") == {"states:StopExecution", "sqs:SendMessage"}
+    resource_arn = by_sid(cfn, "StopAgentFunction")["StopAgentExecutions"]["Resource"]
+    template, variables = resource_arn["Fn::Sub"]
+    assert template == "arn:${Partition}:states:${Region}:${Account}:execution:${StateMachineName}:*"
+    arn_parts = AGENT_ARN.split(":")
+    resolved = {name: arn_parts[value["Fn::Select"][0]] for name, value in variables.items()}
+    assert resolved == {
+        "Partition": "aws",
+        "Region": "eu-west-1",
+        "Account": "210987654321",
+        "StateMachineName": "agent",
+    }
+
+
+def test_bulk_function_queries_only_its_indexes_and_publishes_only_its_sources(cfn):
+    assert actions(cfn, "BulkCancelFunction") == {
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "events:PutEvents",
+        "sqs:SendMessage",
+    }
+    sids = by_sid(cfn, "BulkCancelFunction")
+    assert sids["ReadOwnersProjects"]["Resource"] == index_arn("ProjectsTable", "byOwner")
+    assert sids["ReadProcessingMessages"]["Resource"] == [
+        index_arn("MessagesTable", "byProjectAndStatus"),
+        index_arn("MessagesTable", "byStatusAndUpdatedAt"),
+    ]
+    assert sids["CancelMessages"]["Resource"] == {"Fn::GetAtt": ["MessagesTable", "Arn"]}
+    publish = sids["PublishCancelAndContinuationEvents"]
+    assert publish["Resource"] == {"Fn::GetAtt": ["CancelBus", "Arn"]}
+    assert publish["Condition"] == {"StringEquals": {"events:source": ["app.messages", "app.messages.bulk"]}}
+
+
+def test_execution_status_function_reads_the_execution_index_only(cfn):
+    assert actions(cfn, "ExecutionStatusFunction") == {
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "events:PutEvents",
+        "sqs:SendMessage",
+    }
+    sids = by_sid(cfn, "ExecutionStatusFunction")
+    assert sids["FindMessageOfExecution"]["Resource"] == index_arn("MessagesTable", "byExecutionArn")
+    assert sids["PublishCancelEvents"]["Condition"] == {"StringEquals": {"events:source": "app.messages"}}
+
+
+def test_no_function_may_scan_or_use_wildcards(cfn):
+    for function in FUNCTIONS:
+        for statement in statements(cfn, function):
+            action = statement["Action"]
+            assert "dynamodb:Scan" not in ([action] if isinstance(action, str) else action)
+            assert statement["Resource"] != "*"
+    for function in ("StopAgentFunction", "BulkCancelFunction", "ExecutionStatusFunction"):
+        [send] = [s for s in statements(cfn, function) if s["Action"] == "sqs:SendMessage"]
+        assert send["Resource"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+
+
+def test_indexes_the_functions_read(template):
+    def indexes(table: str) -> dict[str, list[str]]:
+        return {
+            index["IndexName"]: [key["AttributeName"] for key in index["KeySchema"]]
+            for index in template["Resources"][table]["Properties"]["GlobalSecondaryIndexes"]
+        }
+
+    assert indexes("MessagesTable") == {
+        "byProjectAndStatus": ["projectId", "status"],
+        "byStatusAndUpdatedAt": ["status", "updatedAt"],
+        "byExecutionArn": ["executionArn"],
+    }
+    assert indexes("ProjectsTable") == {"byOwner": ["ownerId"]}
