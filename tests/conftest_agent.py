@@ -23,25 +23,7 @@ from agent_scene import (
 )
 from moto import mock_aws
 
-from cancel_service import runtime
 from conftest import BUS_NAME, Store
-
-
-@pytest.fixture(autouse=True)
-def fresh_agent_runtime() -> Iterator[None]:
-    """conftest's fresh_container clears the HTTP function's caches; these are the others."""
-    caches = (
-        runtime._dynamodb,
-        runtime._events,
-        runtime.bulk_cancel_service,
-        runtime.agent_outcomes,
-        runtime.agent_executions,
-    )
-    for cached in caches:
-        cached.cache_clear()
-    yield
-    for cached in caches:
-        cached.cache_clear()
 
 
 @pytest.fixture

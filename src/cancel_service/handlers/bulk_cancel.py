@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,7 +20,9 @@ from cancel_service.observability import logger, metrics, tracer
 from cancel_service.runtime import bulk_cancel_service
 
 
-@logger.inject_lambda_context(correlation_id_path="id", log_event=False, clear_state=True)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False, clear_state=True
+)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

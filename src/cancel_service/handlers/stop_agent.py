@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,7 +22,9 @@ def stop_cause(reason: str, requested_by: str) -> str:
     return f"{reason} requested by {requested_by}"
 
 
-@logger.inject_lambda_context(correlation_id_path="id", log_event=False, clear_state=True)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False, clear_state=True
+)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 @event_parser(model=MessageCancelRequested)
