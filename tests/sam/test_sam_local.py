@@ -12,13 +12,11 @@ When Docker cannot run here these tests FAIL (with the setup's own words); they 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -38,8 +36,6 @@ from devstack.template import create_tables, load_template
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "scripts" / "sam-local-setup"
 EVENTS = ROOT / "events"
-MOTO_CONTEXT = Path(__file__).resolve().parent / "moto"
-BASE_IMAGE = "public.ecr.aws/lambda/python:3.13-x86_64"
 REGION = "us-east-1"
 TABLE_NAMES = {"MessagesTable": "sam-messages", "ProjectsTable": "sam-projects"}
 BUS_NAME = "sam-cancel-bus"
@@ -73,6 +69,7 @@ def _run(
 class SamEnv:
     env: dict[str, str]
     sam: str
+    moto_image: str  # moto_server on the local base image (tests/sam/moto), built by the setup
 
     def docker(self, *args: str, timeout: float = 120, check: bool = True) -> str:
         return _run(["docker", *args], self.env, timeout, check=check).stdout.strip()
@@ -81,7 +78,9 @@ class SamEnv:
 @pytest.fixture(scope="session")
 def sam_env() -> Iterator[SamEnv]:
     """Run scripts/sam-local-setup (idempotent) and use the daemon and SAM CLI it prints."""
-    proc = subprocess.run([str(SETUP)], cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False)
+    proc = subprocess.run(
+        [str(SETUP), "--moto-image"], cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False
+    )
     if proc.returncode != 0:
         pytest.fail(
             "scripts/sam-local-setup failed, so `sam local` cannot run on this machine "
@@ -104,7 +103,7 @@ def sam_env() -> Iterator[SamEnv]:
         AWS_EC2_METADATA_DISABLED="true",
     )
     try:
-        yield SamEnv(env, values["SAM"])
+        yield SamEnv(env, values["SAM"], values["MOTO_IMAGE"])
     finally:
         if values.get("CANCEL_SERVICE_DOCKERD_STARTED") == "1":
             subprocess.run([str(SETUP), "--stop"], cwd=ROOT, timeout=120, check=False)
@@ -161,61 +160,6 @@ def built_template(sam_env: SamEnv, tmp_path_factory: pytest.TempPathFactory) ->
     return build_dir / "build" / "template.yaml"
 
 
-def _moto_image(sam_env: SamEnv, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """moto_server on the local base image, built once per change of its inputs."""
-    base_id = sam_env.docker("image", "inspect", "--format", "{{.Id}}", BASE_IMAGE)
-    digest = hashlib.sha256(
-        (MOTO_CONTEXT / "Dockerfile").read_bytes()
-        + (MOTO_CONTEXT / "requirements.txt").read_bytes()
-        + base_id.encode()
-    ).hexdigest()[:16]
-    image = f"cancel-service/sam-test-moto:{digest}"
-    if sam_env.docker("image", "ls", "-q", image):
-        return image
-    context = tmp_path_factory.mktemp("moto-image")
-    shutil.copy(MOTO_CONTEXT / "Dockerfile", context / "Dockerfile")
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "--no-warn-conflicts",
-            "--target",
-            str(context / "site"),
-            "--platform",
-            "manylinux2014_x86_64",
-            "--python-version",
-            "3.13",
-            "--implementation",
-            "cp",
-            "--only-binary=:all:",
-            "-r",
-            str(MOTO_CONTEXT / "requirements.txt"),
-        ],
-        sam_env.env,
-        timeout=600,
-    )
-    _run(
-        [
-            "docker",
-            "build",
-            "-q",
-            "--pull=false",
-            "--build-arg",
-            f"BASE_IMAGE={BASE_IMAGE}",
-            "-t",
-            image,
-            str(context),
-        ],
-        {**sam_env.env, "DOCKER_BUILDKIT": "0"},
-        timeout=600,
-    )
-    return image
-
-
 @dataclass(frozen=True)
 class Moto:
     network: str
@@ -234,8 +178,8 @@ class Moto:
 
 
 @pytest.fixture(scope="session")
-def moto(sam_env: SamEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
-    image = _moto_image(sam_env, tmp_path_factory)
+def moto(sam_env: SamEnv) -> Iterator[Moto]:
+    image = sam_env.moto_image
     suffix = uuid.uuid4().hex[:8]
     network = f"cancel-service-sam-{suffix}"
     container = f"cancel-service-moto-{suffix}"
