@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from agent_scene import BudgetContext, eventbridge_event, matches, rule_pattern
 
+from cancel_service.errors import DependencyUnavailable
 from cancel_service.handlers import bulk_cancel
 from cancel_service.models import utc_timestamp
 from conftest import BUS_NAME, TABLE_NAMES, Store
-from faults import install
+from faults import client_error, install
 
 pytest_plugins = ["conftest_agent"]
 
@@ -204,3 +205,37 @@ def test_a_large_bulk_continues_until_none_is_left_and_none_is_reported_twice(
     )["Count"]
     assert left == 0
     print(f"{count}-message bulk: {invocations} invocations, {time.monotonic() - started:.1f} s")
+
+
+def test_a_failing_dependency_fails_the_invocation_so_lambda_retries_it(scene, monkeypatch):
+    clients = install(monkeypatch)
+    bulk_cancel.handler(bulk_event({"projectIds": ["nothing-here"]}), roomy_context())  # builds the clients
+
+    def eventbridge_down(**kwargs):
+        raise client_error("InternalException", "PutEvents")
+
+    clients["events"].intercept["put_events"] = eventbridge_down
+
+    with pytest.raises(DependencyUnavailable):
+        bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}), roomy_context())
+    assert scene.status("a1") == "processing"  # no event accepted: nothing cancelled
+
+
+def test_a_continuation_that_cannot_be_published_fails_the_invocation(store, monkeypatch):
+    clients = install(monkeypatch)
+    bulk_cancel.handler(bulk_event({"projectIds": ["nothing-here"]}), roomy_context())  # builds the clients
+    put_processing_messages(store, 150, ["p1"])
+    events = clients["events"]
+
+    def continuation_refused(**kwargs):
+        if kwargs["Entries"][0]["DetailType"] == "Bulk Cancel Requested":
+            return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]}
+        return events.real.put_events(**kwargs)
+
+    events.intercept["put_events"] = continuation_refused
+
+    with pytest.raises(DependencyUnavailable):
+        # Time for one page only: the second page must go to a continuation.
+        bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}), BudgetContext(remaining_ms=15_000, step_ms=0))
+    statuses = [store.status(f"m{n:05d}") for n in range(150)]
+    assert statuses.count("cancelled") == 100  # the first page stays cancelled; a retry does the rest
