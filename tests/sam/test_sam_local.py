@@ -23,6 +23,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -220,18 +221,33 @@ class Seeded:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return events
 
-    def put_message(self, message_id: str, project_id: str, status: str = "processing") -> None:
-        self.moto.client("dynamodb").put_item(
-            TableName=TABLE_NAMES["MessagesTable"],
-            Item={
-                "id": {"S": message_id},
-                "projectId": {"S": project_id},
-                "conversationId": {"S": "conv_sam"},
-                "status": {"S": status},
-                "createdAt": {"S": "2026-11-24T11:59:00.000Z"},
-                "updatedAt": {"S": "2026-11-24T12:00:00.000Z"},
-            },
-        )
+    def put_message(
+        self,
+        message_id: str,
+        project_id: str,
+        status: str = "processing",
+        updated_at: str = "2026-11-24T12:00:00.000Z",
+        execution_arn: str | None = None,
+        **extra: str,
+    ) -> None:
+        item = {
+            "id": {"S": message_id},
+            "projectId": {"S": project_id},
+            "conversationId": {"S": "conv_sam"},
+            "status": {"S": status},
+            "createdAt": {"S": "2026-11-24T11:59:00.000Z"},
+            "updatedAt": {"S": updated_at},
+            **{name: {"S": value} for name, value in extra.items()},
+        }
+        if execution_arn:
+            item["executionArn"] = {"S": execution_arn}
+        self.moto.client("dynamodb").put_item(TableName=TABLE_NAMES["MessagesTable"], Item=item)
+
+    def message(self, message_id: str) -> dict[str, str]:
+        item = self.moto.client("dynamodb").get_item(
+            TableName=TABLE_NAMES["MessagesTable"], Key={"id": {"S": message_id}}
+        )["Item"]
+        return {name: value["S"] for name, value in item.items() if "S" in value}
 
     def put_project(self, project_id: str, owner_id: str) -> None:
         self.moto.client("dynamodb").put_item(
@@ -320,9 +336,6 @@ def sam_local(sam_env: SamEnv, built_template: Path, env_vars_file: Path, moto: 
     return SamLocal(sam_env, built_template, env_vars_file, moto.network)
 
 
-CANCEL_EVENTS = sorted(path.name for path in EVENTS.glob("cancel-*.json"))
-
-
 def _body(response: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(response["body"])
     return body
@@ -354,24 +367,36 @@ def _expect_cancelled(seeded: Seeded, body: dict[str, Any], ids: list[str]) -> N
     assert {event["detail"]["requestedBy"] for event in published} == {DEMO_USER}
 
 
-def test_every_cancel_sample_event_is_covered() -> None:
-    assert set(CANCEL_EVENTS) >= {
-        "cancel-bearer.json",
-        "cancel-cookie.json",
-        "cancel-bad-body.json",
-        "cancel-no-token.json",
-    }
+# Every sample event in events/ and the function that `sam local invoke` runs it with; a test
+# below checks its result. A new sample event needs an entry here and a test.
+INVOKED_WITH = {
+    "cancel-bad-body.json": "CancelFunction",
+    "cancel-bearer.json": "CancelFunction",
+    "cancel-cookie.json": "CancelFunction",
+    "cancel-no-token.json": "CancelFunction",
+    "bulk-by-owner.json": "BulkCancelFunction",
+    "bulk-by-projects.json": "BulkCancelFunction",
+    "bulk-invalid.json": "BulkCancelFunction",
+    "bulk-older-than.json": "BulkCancelFunction",
+    "stop-agent.json": "StopAgentFunction",
+    "execution-aborted.json": "ExecutionStatusFunction",
+    "execution-failed.json": "ExecutionStatusFunction",
+}
+
+
+def test_every_sample_event_is_invoked_here() -> None:
+    assert sorted(path.name for path in EVENTS.glob("*.json")) == sorted(INVOKED_WITH)
 
 
 def test_no_token_is_401(sam_local: SamLocal) -> None:
-    response = sam_local.invoke("CancelFunction", EVENTS / "cancel-no-token.json")
+    response = sam_local.invoke(INVOKED_WITH["cancel-no-token.json"], EVENTS / "cancel-no-token.json")
     assert response["statusCode"] == 401
     assert _headers(response)["www-authenticate"] == "Bearer"
     assert _body(response)["error"]["code"] == "unauthenticated"
 
 
 def test_bad_body_is_400(sam_local: SamLocal) -> None:
-    response = sam_local.invoke("CancelFunction", EVENTS / "cancel-bad-body.json")
+    response = sam_local.invoke(INVOKED_WITH["cancel-bad-body.json"], EVENTS / "cancel-bad-body.json")
     assert response["statusCode"] == 400
     assert _body(response)["error"]["code"] == "invalid_request"
     assert _headers(response)["cache-control"] == "no-store"
@@ -380,7 +405,7 @@ def test_bad_body_is_400(sam_local: SamLocal) -> None:
 @pytest.mark.parametrize("event", ["cancel-bearer.json", "cancel-cookie.json"])
 def test_signed_in_owner_cancels_through_moto(sam_local: SamLocal, seeded: Seeded, event: str) -> None:
     ids = _seed_processing(seeded)
-    response = sam_local.invoke("CancelFunction", EVENTS / event)
+    response = sam_local.invoke(INVOKED_WITH[event], EVENTS / event)
     assert response["statusCode"] == 200, response
     assert _headers(response)["content-type"] == "application/json"
     _expect_cancelled(seeded, _body(response), ids)
@@ -456,3 +481,116 @@ def test_start_api_serves_the_cancel_route(sam_local: SamLocal, seeded: Seeded, 
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+# --- the EventBridge-driven functions -------------------------------------------------------------
+
+OTHER_PROJECT = "k57otherowner01"
+AGENT = "stand-in-agent"
+EXECUTION = f"arn:aws:states:{REGION}:123456789012:execution:{AGENT}:{{}}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _seed_bulk_scene(seeded: Seeded) -> None:
+    """As the sample events expect: the demo owner's project with a stale and a fresh processing
+    message, and someone else's project with a processing message that no bulk sample touches."""
+    now = datetime.now(UTC)
+    seeded.put_project(DEMO_PROJECT, DEMO_USER)
+    seeded.put_project(OTHER_PROJECT, "user_2someoneElse")
+    seeded.put_message("k58xyz789ghi012", DEMO_PROJECT, updated_at=_iso(now - timedelta(hours=2)))
+    seeded.put_message("k59abc456def789", DEMO_PROJECT, updated_at=_iso(now - timedelta(minutes=1)))
+    seeded.put_message("k64otherproj001", OTHER_PROJECT, updated_at=_iso(now - timedelta(minutes=1)))
+
+
+@pytest.mark.parametrize(
+    ("event", "cancelled"),
+    [
+        ("bulk-by-projects.json", ["k58xyz789ghi012", "k59abc456def789"]),
+        ("bulk-by-owner.json", ["k58xyz789ghi012", "k59abc456def789"]),
+        ("bulk-older-than.json", ["k58xyz789ghi012"]),
+    ],
+)
+def test_bulk_samples_cancel_through_moto(
+    sam_local: SamLocal, seeded: Seeded, event: str, cancelled: list[str]
+) -> None:
+    _seed_bulk_scene(seeded)
+    seeded.published()  # drain
+
+    answer = sam_local.invoke(INVOKED_WITH[event], EVENTS / event)
+
+    assert answer["accepted"] is True, answer
+    assert sorted(answer["messageIds"]) == cancelled
+    assert {seeded.message(message_id)["cancelledBy"] for message_id in cancelled} == {"system:bulk"}
+    assert seeded.status("k64otherproj001") == "processing"
+    published = sorted(event["detail"]["messageId"] for event in seeded.published())
+    assert published == cancelled
+
+
+def test_bulk_invalid_sample_changes_nothing(sam_local: SamLocal, seeded: Seeded) -> None:
+    _seed_bulk_scene(seeded)
+    seeded.published()  # drain
+
+    answer = sam_local.invoke(INVOKED_WITH["bulk-invalid.json"], EVENTS / "bulk-invalid.json")
+
+    assert answer == {"accepted": False}
+    assert seeded.status("k58xyz789ghi012") == "processing"
+    assert seeded.published() == []
+
+
+def test_stop_agent_sample_aborts_the_execution(sam_local: SamLocal, seeded: Seeded) -> None:
+    sfn = seeded.moto.client("stepfunctions")
+    machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    machine = (
+        machines.get(AGENT)
+        or sfn.create_state_machine(
+            name=AGENT,
+            roleArn="arn:aws:iam::123456789012:role/stand-in-agent",
+            definition=json.dumps(
+                {"StartAt": "Work", "States": {"Work": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+            ),
+        )["stateMachineArn"]
+    )
+    arn = EXECUTION.format("k58xyz789ghi012")
+    try:
+        started = sfn.start_execution(stateMachineArn=machine, name="k58xyz789ghi012")["executionArn"]
+    except sfn.exceptions.ExecutionAlreadyExists:
+        started = arn
+    assert started == arn
+    assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+
+    answer = sam_local.invoke(INVOKED_WITH["stop-agent.json"], EVENTS / "stop-agent.json")
+
+    assert answer["stopRequested"] is True, answer
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+
+
+def test_execution_failed_sample_fails_the_processing_message(sam_local: SamLocal, seeded: Seeded) -> None:
+    _seed_bulk_scene(seeded)
+    seeded.put_message("k59abc456def789", DEMO_PROJECT, execution_arn=EXECUTION.format("k59abc456def789"))
+
+    answer = sam_local.invoke(INVOKED_WITH["execution-failed.json"], EVENTS / "execution-failed.json")
+
+    assert answer["failedIds"] == ["k59abc456def789"], answer
+    assert seeded.status("k59abc456def789") == "failed"
+
+
+def test_execution_aborted_sample_confirms_the_cancelled_message_stopped(
+    sam_local: SamLocal, seeded: Seeded
+) -> None:
+    event = json.loads((EVENTS / "execution-aborted.json").read_text())
+    stopped_at = datetime.fromtimestamp(event["detail"]["stopDate"] / 1000, tz=UTC)
+    seeded.put_message(
+        "k58xyz789ghi012",
+        DEMO_PROJECT,
+        status="cancelled",
+        execution_arn=EXECUTION.format("k58xyz789ghi012"),
+        cancelledAt=_iso(stopped_at - timedelta(seconds=1)),
+    )
+
+    answer = sam_local.invoke(INVOKED_WITH["execution-aborted.json"], EVENTS / "execution-aborted.json")
+
+    assert answer["agentStoppedIds"] == ["k58xyz789ghi012"], answer
+    assert seeded.message("k58xyz789ghi012")["agentStoppedAt"] == _iso(stopped_at)
