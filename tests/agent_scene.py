@@ -15,7 +15,8 @@ from moto.events.models import EventPattern
 
 ROOT = Path(__file__).resolve().parent.parent
 STAND_IN_AGENT = ROOT / "devstack" / "agent" / "stand_in_agent.asl.json"
-AGENT_NAME = "stand-in-agent"
+# Named as the local stack names it (devstack.stack.stand_in_agents), so the sample events fit both.
+AGENT_NAME = "cancel-service-local-stand_in_agent"
 AGENT_ROLE = "arn:aws:iam::123456789012:role/stand-in-agent"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

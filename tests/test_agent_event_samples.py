@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from agent_scene import Agent
+from agent_scene import AGENT_STATE_MACHINE_ARN, Agent
 
 from cancel_service.handlers import bulk_cancel, execution_status, stop_agent
 from cancel_service.models import utc_timestamp
@@ -17,7 +17,7 @@ pytest_plugins = ["conftest_agent"]
 
 LONG_AGO = utc_timestamp(datetime.now(UTC) - timedelta(hours=2))
 RECENTLY = utc_timestamp(datetime.now(UTC) - timedelta(minutes=1))
-EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:stand-in-agent:{}"
+EXECUTION = AGENT_STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:") + ":{}"
 
 
 @pytest.fixture

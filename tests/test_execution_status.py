@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from agent_scene import ACCOUNT, AGENT_STATE_MACHINE_ARN, REGION, eventbridge_event, matches, rule_pattern
+from agent_scene import AGENT_STATE_MACHINE_ARN, eventbridge_event, matches, rule_pattern
 
 from cancel_service.handlers import execution_status
 from conftest import OWNER, PROJECT, Store
@@ -14,7 +14,7 @@ from http_client import post_cancel
 
 pytest_plugins = ["conftest_agent"]
 
-ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:stand-in-agent:"
+ARN = AGENT_STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:") + ":"
 
 
 def status_change(execution_arn: str, status: str, stop_date: datetime | None = None) -> dict:
