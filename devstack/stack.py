@@ -63,6 +63,12 @@ def stand_in_agents(stack_name: str) -> list[tuple[str, Path]]:
     ]
 
 
+def stand_in_agent_arn(stack_name: str) -> str | None:
+    """The ARN the local stack gives the template's AgentStateMachineArn: the first stand-in."""
+    agents = stand_in_agents(stack_name)
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{agents[0][0]}" if agents else None
+
+
 def default_state_file() -> Path:
     """Where a running stack tells `invoke` and `token` how to reach it (one per checkout)."""
     digest = hashlib.sha1(str(ROOT).encode(), usedforsecurity=False).hexdigest()[:10]
@@ -259,9 +265,9 @@ class DevStack:
             "ClerkAuthorizedParties": ",".join(parties),
             "Architecture": host_architecture(),
         }
-        agents = stand_in_agents(STACK_NAME)
-        if agents:
-            local["AgentStateMachineArn"] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{agents[0][0]}"
+        agent_arn = stand_in_agent_arn(STACK_NAME)
+        if agent_arn:
+            local["AgentStateMachineArn"] = agent_arn
         declared = Template.declared_parameters(self.options.template_path)
         values = {name: value for name, value in local.items() if name in declared}
         values.update(self.options.parameter_overrides)

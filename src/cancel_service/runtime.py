@@ -2,6 +2,8 @@
 
 Nothing here runs at import, so importing a handler does no network I/O and reads no
 configuration; a misconfigured function fails its first invocation naming the missing variable.
+The event-driven services are imported inside their builders: their pydantic models would
+otherwise add to the cold start of the HTTP function, which never uses them.
 """
 
 from __future__ import annotations
@@ -11,21 +13,21 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from cancel_service.adapters.agent_executions import AgentExecutions
 from cancel_service.adapters.aws import CLIENT_CONFIG, STOP_EXECUTION_CONFIG
-from cancel_service.adapters.bulk_events import BulkContinuationPublisher
 from cancel_service.adapters.cancel_events import CancelEventPublisher
 from cancel_service.adapters.clerk import JwksCache, KeySource, SessionTokenVerifier, StaticKey
 from cancel_service.adapters.messages import MessagesTable
 from cancel_service.adapters.projects import ProjectsTable
-from cancel_service.agent_outcomes import AgentOutcomes
-from cancel_service.bulk import BulkCancelService
 from cancel_service.cancel import CancelService
 from cancel_service.config import clerk_config, store_config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+
+    from cancel_service.adapters.agent_executions import AgentExecutions
+    from cancel_service.agent_outcomes import AgentOutcomes
+    from cancel_service.bulk import BulkCancelService
 
 
 @cache
@@ -57,6 +59,9 @@ def cancel_service() -> CancelService:
 
 @cache
 def bulk_cancel_service() -> BulkCancelService:
+    from cancel_service.adapters.bulk_events import BulkContinuationPublisher
+    from cancel_service.bulk import BulkCancelService
+
     return BulkCancelService(
         projects=_projects(),
         messages=_messages(),
@@ -67,11 +72,15 @@ def bulk_cancel_service() -> BulkCancelService:
 
 @cache
 def agent_outcomes() -> AgentOutcomes:
+    from cancel_service.agent_outcomes import AgentOutcomes
+
     return AgentOutcomes(messages=_messages(), cancel_service=cancel_service())
 
 
 @cache
 def agent_executions() -> AgentExecutions:
+    from cancel_service.adapters.agent_executions import AgentExecutions
+
     return AgentExecutions(boto3.client("stepfunctions", config=STOP_EXECUTION_CONFIG))
 
 

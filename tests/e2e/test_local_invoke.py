@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.cfn import Template
+from devstack.cfn import STACK_NAME, Template
+from devstack.stack import stand_in_agent_arn
 from devstack.template import ROOT
 from devstack.testing import function_for_event
 
@@ -38,7 +39,8 @@ def invoke(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("event_path", EVENTS, ids=[path.name for path in EVENTS])
 def test_invoke_runs_the_sample_event(event_path: Path):
     event = json.loads(event_path.read_text())
-    function = function_for_event(Template(require_all=False), event)
+    agent = {"AgentStateMachineArn": stand_in_agent_arn(STACK_NAME) or ""}
+    function = function_for_event(Template(agent, require_all=False), event)
     assert function, f"no function of template.yaml takes {event_path.name}"
 
     result = invoke(function, "-e", str(event_path.relative_to(ROOT)), "--standalone")
