@@ -486,8 +486,11 @@ def test_start_api_serves_the_cancel_route(sam_local: SamLocal, seeded: Seeded, 
 # --- the EventBridge-driven functions -------------------------------------------------------------
 
 OTHER_PROJECT = "k57otherowner01"
-AGENT = "stand-in-agent"
-EXECUTION = f"arn:aws:states:{REGION}:123456789012:execution:{AGENT}:{{}}"
+
+
+def _detail(event: str) -> dict[str, Any]:
+    detail: dict[str, Any] = json.loads((EVENTS / event).read_text())["detail"]
+    return detail
 
 
 def _iso(moment: datetime) -> str:
@@ -541,23 +544,22 @@ def test_bulk_invalid_sample_changes_nothing(sam_local: SamLocal, seeded: Seeded
 
 
 def test_stop_agent_sample_aborts_the_execution(sam_local: SamLocal, seeded: Seeded) -> None:
+    # The agent's execution that the sample names: arn:...:execution:<state machine>:<name>.
+    arn = _detail("stop-agent.json")["executionArn"]
+    machine_name, execution_name = arn.split(":")[6:8]
     sfn = seeded.moto.client("stepfunctions")
     machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
     machine = (
-        machines.get(AGENT)
+        machines.get(machine_name)
         or sfn.create_state_machine(
-            name=AGENT,
+            name=machine_name,
             roleArn="arn:aws:iam::123456789012:role/stand-in-agent",
             definition=json.dumps(
                 {"StartAt": "Work", "States": {"Work": {"Type": "Wait", "Seconds": 3600, "End": True}}}
             ),
         )["stateMachineArn"]
     )
-    arn = EXECUTION.format("k58xyz789ghi012")
-    try:
-        started = sfn.start_execution(stateMachineArn=machine, name="k58xyz789ghi012")["executionArn"]
-    except sfn.exceptions.ExecutionAlreadyExists:
-        started = arn
+    started = sfn.start_execution(stateMachineArn=machine, name=execution_name)["executionArn"]
     assert started == arn
     assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
 
@@ -569,28 +571,29 @@ def test_stop_agent_sample_aborts_the_execution(sam_local: SamLocal, seeded: See
 
 def test_execution_failed_sample_fails_the_processing_message(sam_local: SamLocal, seeded: Seeded) -> None:
     _seed_bulk_scene(seeded)
-    seeded.put_message("k59abc456def789", DEMO_PROJECT, execution_arn=EXECUTION.format("k59abc456def789"))
+    detail = _detail("execution-failed.json")
+    seeded.put_message(detail["name"], DEMO_PROJECT, execution_arn=detail["executionArn"])
 
     answer = sam_local.invoke(INVOKED_WITH["execution-failed.json"], EVENTS / "execution-failed.json")
 
-    assert answer["failedIds"] == ["k59abc456def789"], answer
-    assert seeded.status("k59abc456def789") == "failed"
+    assert answer["failedIds"] == [detail["name"]], answer
+    assert seeded.status(detail["name"]) == "failed"
 
 
 def test_execution_aborted_sample_confirms_the_cancelled_message_stopped(
     sam_local: SamLocal, seeded: Seeded
 ) -> None:
-    event = json.loads((EVENTS / "execution-aborted.json").read_text())
-    stopped_at = datetime.fromtimestamp(event["detail"]["stopDate"] / 1000, tz=UTC)
+    detail = _detail("execution-aborted.json")
+    stopped_at = datetime.fromtimestamp(detail["stopDate"] / 1000, tz=UTC)
     seeded.put_message(
-        "k58xyz789ghi012",
+        detail["name"],
         DEMO_PROJECT,
         status="cancelled",
-        execution_arn=EXECUTION.format("k58xyz789ghi012"),
+        execution_arn=detail["executionArn"],
         cancelledAt=_iso(stopped_at - timedelta(seconds=1)),
     )
 
     answer = sam_local.invoke(INVOKED_WITH["execution-aborted.json"], EVENTS / "execution-aborted.json")
 
-    assert answer["agentStoppedIds"] == ["k58xyz789ghi012"], answer
-    assert seeded.message("k58xyz789ghi012")["agentStoppedAt"] == _iso(stopped_at)
+    assert answer["agentStoppedIds"] == [detail["name"]], answer
+    assert seeded.message(detail["name"])["agentStoppedAt"] == _iso(stopped_at)
