@@ -179,6 +179,14 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sam_seed(args: argparse.Namespace) -> int:
+    from devstack.sam_local import seed
+
+    message_ids = seed(args.aws_url)
+    print(f"seeded {args.aws_url}: project {DEMO_PROJECT} with processing messages {', '.join(message_ids)}")
+    return 0
+
+
 # --- invoke ------------------------------------------------------------------------------------
 
 
@@ -279,11 +287,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     _stack_arguments(invoke, top=False)
 
+    sam_seed = commands.add_parser(
+        "sam-seed", help="create the tables, bus and demo data for `sam local` in a moto server"
+    )
+    sam_seed.add_argument(
+        "--aws-url", required=True, help="the moto server, e.g. $MOTO_URL of sam-local-setup --aws"
+    )
+
     args = parser.parse_args(argv)
     if args.command == "token":
         return cmd_token(args)
     if args.command == "invoke":
         return cmd_invoke(args)
+    if args.command == "sam-seed":
+        return cmd_sam_seed(args)
     return cmd_up(args)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -110,54 +109,26 @@ def sam_env() -> Iterator[SamEnv]:
             subprocess.run([str(SETUP), "--stop"], cwd=ROOT, timeout=120, check=False)
 
 
-def _template_for_local(workdir: Path) -> Path:
-    """template.yaml, or a copy of it that declares AWS_ENDPOINT_URL.
-
-    `sam local` overrides (--env-vars) only the variables that the template declares for a
-    function, so the template declares AWS_ENDPOINT_URL (as AWS::NoValue: absent once deployed).
-    Until it does, the tests use a copy that adds that one line, next to the real CodeUri.
-    """
-    template = ROOT / "template.yaml"
-    text = template.read_text()
-    if "AWS_ENDPOINT_URL:" in text:
-        return template
-    marker = "    Environment:\n      Variables:\n"
-    globals_at = text.index("\nGlobals:\n")
-    at = text.index(marker, globals_at) + len(marker)
-    text = text[:at] + "        AWS_ENDPOINT_URL: !Ref AWS::NoValue\n" + text[at:]
-    relative_src = os.path.relpath(ROOT / "src", workdir)
-    text = text.replace("CodeUri: src/", f"CodeUri: {relative_src}/")
-    copy = workdir / "template.yaml"
-    copy.write_text(text)
-    return copy
-
-
 @pytest.fixture(scope="session")
 def built_template(sam_env: SamEnv, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`sam build` of the template (python3.13 from pyenv, x86_64); the built template's path."""
-    work = ROOT / ".aws-sam" / f"sam-tests-{uuid.uuid4().hex[:8]}"  # beside src/, for CodeUri
-    work.mkdir(parents=True)
-    template = _template_for_local(work)
     build_dir = tmp_path_factory.mktemp("sam-build")
-    try:
-        _run(
-            [
-                sam_env.sam,
-                "build",
-                "--template",
-                str(template),
-                "--build-dir",
-                str(build_dir / "build"),
-                "--cache-dir",
-                str(build_dir / "cache"),
-                "--parameter-overrides",
-                PARAMETER_OVERRIDES,
-            ],
-            {**sam_env.env, "PYENV_VERSION": "3.13.0"},
-            timeout=600,
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    _run(
+        [
+            sam_env.sam,
+            "build",
+            "--template",
+            str(ROOT / "template.yaml"),
+            "--build-dir",
+            str(build_dir / "build"),
+            "--cache-dir",
+            str(build_dir / "cache"),
+            "--parameter-overrides",
+            PARAMETER_OVERRIDES,
+        ],
+        {**sam_env.env, "PYENV_VERSION": "3.13.0"},
+        timeout=600,
+    )
     return build_dir / "build" / "template.yaml"
 
 
