@@ -79,6 +79,8 @@ def _body_text(event: APIGatewayProxyEventV2) -> str:
 
 @app.post("/api/messages/cancel")
 def cancel_messages() -> Response[str]:
+    # Every request counts, refused ones included: the baseline for AuthFailures and friends.
+    metrics.add_metric(name="CancelRequests", unit=MetricUnit.Count, value=1)
     event = app.current_event
     text = _body_text(event)
     clerk = clerk_config()
@@ -94,7 +96,6 @@ def cancel_messages() -> Response[str]:
 
     body = CancelMessagesBody.from_json(text)
     logger.append_keys(project_id=body.project_id)
-    metrics.add_metric(name="CancelRequests", unit=MetricUnit.Count, value=1)
     result = cancel_service().cancel_project_for(caller, body.project_id)
     metrics.add_metric(name="MessagesCancelled", unit=MetricUnit.Count, value=len(result.cancelled_ids))
     logger.info("cancel handled", extra={"cancelled_count": len(result.cancelled_ids)})
