@@ -102,6 +102,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.stop()
         return 1
     _banner(stack, log)
+    stack.publish_state()  # after the banner: whoever waits for the state file sees it printed
     while not stopped.wait(0.5):
         pass
     log("Stopping the local stack ...")

@@ -200,9 +200,12 @@ class DevStack:
             for logical_id in {route.function for route in self.routes}:
                 self.pools[logical_id].warm_up()
         self.started_in = time.monotonic() - started
-        if options.state_file is not None:
-            options.state_file.write_text(json.dumps(self.describe(), indent=2))
         return self
+
+    def publish_state(self) -> None:
+        """Tell `invoke`, `token` and tests where the stack is: the signal that it is ready."""
+        if self.options.state_file is not None:
+            self.options.state_file.write_text(json.dumps(self.describe(), indent=2))
 
     def stop(self) -> None:
         self._stopping.set()
