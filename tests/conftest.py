@@ -153,24 +153,27 @@ class Store:
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
+def bus_with_capture_queue(events: Any, sqs: Any, bus_name: str, queue_name: str) -> str:
+    """Create the bus and a queue that receives every event published under app.messages."""
+    events.create_event_bus(Name=bus_name)
+    queue_url: str = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="capture", EventBusName=bus_name, EventPattern=json.dumps({"source": ["app.messages"]})
+    )
+    events.put_targets(Rule="capture", EventBusName=bus_name, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    return queue_url
+
+
 @pytest.fixture
 def store(environment: None, template: dict[str, Any]) -> Iterator[Store]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_tables(dynamodb, TABLE_NAMES, template)
-        events = boto3.client("events")
-        events.create_event_bus(Name=BUS_NAME)
-        sqs = boto3.client("sqs")
-        queue_url = sqs.create_queue(QueueName="published-events")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events.put_rule(
-            Name="everything", EventBusName=BUS_NAME, EventPattern=json.dumps({"source": ["app.messages"]})
-        )
-        events.put_targets(
-            Rule="everything", EventBusName=BUS_NAME, Targets=[{"Id": "queue", "Arn": queue_arn}]
-        )
+        events, sqs = boto3.client("events"), boto3.client("sqs")
+        queue_url = bus_with_capture_queue(events, sqs, BUS_NAME, "published-events")
         yield Store(dynamodb, events, sqs, queue_url)
 
 

@@ -166,7 +166,7 @@ def test_a_large_bulk_continues_until_none_is_left_and_none_is_reported_twice(
     continuations = route("BulkCancelFunction", "BulkCancelRequested")
     # The published cancel events are counted from the calls instead: moto's SQS receive is linear
     # in the queue's length, so draining 5,000 events from the catch-all queue would take minutes.
-    store.events.remove_targets(Rule="everything", EventBusName=BUS_NAME, Ids=["queue"])
+    store.events.remove_targets(Rule="capture", EventBusName=BUS_NAME, Ids=["queue"])
     clients = install(monkeypatch)
     expected = put_processing_messages(store, count, ["p1", "p2", "p3"])
     started = time.monotonic()

@@ -29,6 +29,7 @@ from typing import Any
 import boto3
 import pytest
 
+from conftest import bus_with_capture_queue
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, SigningKey
 from devstack.sample_events import DEMO_PROJECT, DEMO_USER
 from devstack.template import create_tables, load_template
@@ -237,15 +238,7 @@ class Seeded:
 def seeded(moto: Moto) -> Seeded:
     """The template's tables and a bus in moto, with a rule copying our events to a queue."""
     create_tables(moto.client("dynamodb"), TABLE_NAMES, load_template())
-    events = moto.client("events")
-    events.create_event_bus(Name=BUS_NAME)
-    sqs = moto.client("sqs")
-    queue_url = sqs.create_queue(QueueName="sam-published")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events.put_rule(Name="all", EventBusName=BUS_NAME, EventPattern=json.dumps({"source": ["app.messages"]}))
-    events.put_targets(Rule="all", EventBusName=BUS_NAME, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    queue_url = bus_with_capture_queue(moto.client("events"), moto.client("sqs"), BUS_NAME, "sam-published")
     return Seeded(moto, queue_url)
 
 
