@@ -17,14 +17,18 @@ AGENT_ARN = "arn:aws:states:eu-west-1:210987654321:stateMachine:agent"
 PARAMETERS = {"ClerkIssuer": "https://clerk.example.com", "AgentStateMachineArn": AGENT_ARN}
 
 
-@pytest.fixture(scope="module")
-def cfn(template: dict[str, Any]) -> dict[str, Any]:
+def translate(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
     sam = copy.deepcopy(template)
     sam["Globals"]["Function"]["CodeUri"] = "s3://artifacts/cancel-service.zip"  # as `sam package` leaves it
     # The region only names ARNs of AWS managed policies; no call is made with this session.
     session = boto3.session.Session(region_name="us-east-1")
-    translated: dict[str, Any] = Translator({}, Parser(), boto_session=session).translate(sam, PARAMETERS)
+    translated: dict[str, Any] = Translator({}, Parser(), boto_session=session).translate(sam, parameters)
     return translated
+
+
+@pytest.fixture(scope="module")
+def cfn(template: dict[str, Any]) -> dict[str, Any]:
+    return translate(template, PARAMETERS)
 
 
 def resource(cfn: dict[str, Any], logical_id: str) -> dict[str, Any]:
@@ -162,6 +166,38 @@ def test_outputs(template):
 
 def index_arn(table: str, index: str) -> dict[str, str]:
     return {"Fn::Sub": f"${{{table}.Arn}}/index/{index}"}
+
+
+def test_cancel_function_reads_one_project_and_the_processing_index_and_publishes_as_app_messages(cfn):
+    assert actions(cfn, "CancelFunction") == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "events:PutEvents",
+    }
+    sids = by_sid(cfn, "CancelFunction")
+    assert sids["ReadProject"]["Resource"] == {"Fn::GetAtt": ["ProjectsTable", "Arn"]}
+    assert sids["ReadProcessingMessages"]["Resource"] == index_arn("MessagesTable", "byProjectAndStatus")
+    assert sids["CancelMessages"]["Resource"] == {"Fn::GetAtt": ["MessagesTable", "Arn"]}
+    assert sids["PublishCancelEvents"]["Resource"] == {"Fn::GetAtt": ["CancelBus", "Arn"]}
+    assert sids["PublishCancelEvents"]["Condition"] == {"StringEquals": {"events:source": "app.messages"}}
+
+
+def test_the_api_routes_the_cancel_call_and_lets_only_the_apps_origins_use_credentials(template):
+    parties = "https://app.example.com,https://www.example.com"
+    api = translate(template, {**PARAMETERS, "ClerkAuthorizedParties": parties})["Resources"]["HttpApi"]
+    body = api["Properties"]["Body"]
+    condition, cors, without = body["x-amazon-apigateway-cors"]["Fn::If"]
+    assert condition == "HasAuthorizedParties"
+    assert cors["allowOrigins"] == {"Fn::Split": [",", parties]}
+    assert cors["allowCredentials"] is True
+    assert set(cors["allowHeaders"]) == {"authorization", "content-type"}
+    assert cors["allowMethods"] == ["POST"]
+    assert without == {"Ref": "AWS::NoValue"}  # no origins configured: no CORS, never "*" with credentials
+    route = body["paths"]["/api/messages/cancel"]
+    assert list(route) == ["post"]
+    assert route["post"]["x-amazon-apigateway-integration"]["payloadFormatVersion"] == "2.0"
+    assert list(body["paths"]) == ["/api/messages/cancel"]
 
 
 def test_stop_function_may_only_stop_executions_of_the_agent(cfn):
