@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test stack
+.PHONY: venv chromium test stack
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Debian's Chromium for the demo page test (Playwright cannot download browsers here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+# The SAM tests prepare Docker and the SAM CLI themselves (scripts/sam-local-setup).
 # pytest exits 5 when it collects nothing; that fails here like any other error.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/pytest
 
 stack: $(STAMP)
