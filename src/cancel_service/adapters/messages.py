@@ -242,16 +242,12 @@ class MessagesTable:
 
     def _cancel_one(self, message: ProcessingMessage, request: CancelRequest) -> WriteOutcome:
         try:
-            self._client.update_item(
-                TableName=self._table_name,
-                Key={"id": {"S": message.id}},
-                UpdateExpression=(
-                    "SET #status = :cancelled, updatedAt = :at, cancelledAt = :at,"
-                    " cancelledBy = :by, cancelReason = :reason"
-                ),
-                ConditionExpression="#status = :processing",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
+            written = self._update_if(
+                message.id,
+                "SET #status = :cancelled, updatedAt = :at, cancelledAt = :at,"
+                " cancelledBy = :by, cancelReason = :reason",
+                "#status = :processing",
+                {
                     ":cancelled": {"S": CANCELLED},
                     ":processing": {"S": PROCESSING},
                     ":at": {"S": request.requested_at},
@@ -259,15 +255,15 @@ class MessagesTable:
                     ":reason": {"S": request.reason},
                 },
             )
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                return WriteOutcome.ALREADY_FINISHED  # completed or failed meanwhile: leave it alone
-            logger.warning("cancel write failed", extra={"message_id": message.id, "error_code": code})
-            return WriteOutcome.FAILED
-        except BotoCoreError as error:
+        except DependencyUnavailable as error:
+            # One failed write must not stop the others: the caller reports it after all of them.
+            cause = error.__cause__
+            code = cause.response.get("Error", {}).get("Code") if isinstance(cause, ClientError) else None
             logger.warning(
-                "cancel write failed", extra={"message_id": message.id, "error": type(error).__name__}
+                "cancel write failed",
+                extra={"message_id": message.id, "error": code or type(cause).__name__},
             )
             return WriteOutcome.FAILED
+        if written is None:
+            return WriteOutcome.ALREADY_FINISHED  # completed or failed meanwhile: leave it alone
         return WriteOutcome.CANCELLED
