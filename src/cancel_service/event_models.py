@@ -14,12 +14,13 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import ConfigDict, StrictInt, StringConstraints
 
 from cancel_service.adapters.messages import PageKey
+from cancel_service.models import PROJECT_ID_PATTERN
 
 BULK_REQUEST_REASON = "bulk_request"
 # Minimum age of a bulk by age: anything younger is still being worked on, not stuck.
 MIN_OLDER_THAN_SECONDS = 60
 
-ProjectId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+ProjectId = Annotated[str, StringConstraints(pattern=rf"^{PROJECT_ID_PATTERN}$")]
 UserId = Annotated[str, StringConstraints(pattern=r"^user_[A-Za-z0-9]{1,64}$")]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Timestamp = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")]

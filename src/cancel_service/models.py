@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 USER_REQUEST_REASON = "user_request"
+# What a project id may be, wherever one comes in (the HTTP body, a bulk event).
+PROJECT_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
 
 
 @dataclass(frozen=True, slots=True)

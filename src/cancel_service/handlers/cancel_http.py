@@ -32,12 +32,13 @@ from cancel_service.errors import (
     ProjectNotFound,
     UnsupportedMediaType,
 )
+from cancel_service.models import PROJECT_ID_PATTERN
 from cancel_service.observability import logger, metrics, tracer
 from cancel_service.runtime import cancel_service, session_verifier
 
 MAX_BODY_BYTES = 16 * 1024
 RETRY_AFTER_SECONDS = "2"
-_PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 
 app = APIGatewayHttpResolver()
 
