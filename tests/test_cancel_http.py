@@ -51,7 +51,9 @@ def test_cancels_every_processing_message_of_the_project_across_conversations(st
     assert answer.headers["Content-Type"] == "application/json"
 
 
-def test_publishes_one_cancel_event_per_message_with_the_contract_detail(store, mint, lambda_context):
+def test_publishes_one_cancel_event_per_message_with_the_contract_detail(
+    store, mint, lambda_context, log_lines
+):
     seed_conversations(store)
 
     post_cancel(lambda_context, {"projectId": PROJECT}, token=mint())
@@ -70,7 +72,11 @@ def test_publishes_one_cancel_event_per_message_with_the_contract_detail(store, 
         "requestedBy": OWNER,
         "reason": "user_request",
         "requestedAt": store.message("k58xyz789ghi012")["cancelledAt"],
+        "requestId": store.message("k58xyz789ghi012")["cancelRequestId"],
     }
+    # One request id for the whole call, and it is API Gateway's id of the request.
+    assert {detail["requestId"] for detail in details.values()} == {first["requestId"]}
+    assert first["requestId"] == log_lines()[-1]["correlation_id"]
     assert "executionArn" not in details["k60nonearn00001"]
 
 

@@ -51,8 +51,10 @@ class AgentOutcomes:
         self._cancel_service = cancel_service
 
     def execution_ended(
-        self, execution_arn: str, status: EndedStatus, stopped_at: datetime
+        self, execution_arn: str, status: EndedStatus, stopped_at: datetime, event_id: str
     ) -> ExecutionEndOutcome:
+        """Apply what the end of `execution_arn` means; `event_id` (the status-change event's id)
+        is the id of the cancel request an ABORTED execution makes."""
         found = self._messages.of_execution(execution_arn)
         if not found:
             logger.info("no message for this execution", extra={"execution_arn": execution_arn})
@@ -65,7 +67,10 @@ class AgentOutcomes:
                 failed_ids=tuple(m.id for m in processing if self._messages.mark_failed(m.id, reason, now))
             )
         request = CancelRequest(
-            requested_by=STEP_FUNCTIONS_REQUESTER, reason=reason, requested_at=utc_timestamp()
+            request_id=event_id,
+            requested_by=STEP_FUNCTIONS_REQUESTER,
+            reason=reason,
+            requested_at=utc_timestamp(),
         )
         cancelled_ids = self._cancel_service.cancel(processing, request).cancelled_ids
         confirmed = []

@@ -59,19 +59,22 @@ class BulkCancelService:
         self._continuations = continuations
         self._clock = clock
 
-    def run(self, selection: BulkSelection, remaining_ms: Callable[[], int]) -> BulkProgress:
+    def run(self, selection: BulkSelection, bulk_id: str, remaining_ms: Callable[[], int]) -> BulkProgress:
         """Cancel what the selection matches until done or time runs short, then continue it.
 
         At least one page is handled per invocation, so every continuation makes progress.
         """
         request = CancelRequest(
-            requested_by=BULK_REQUESTER, reason=selection.reason, requested_at=utc_timestamp(self._clock())
+            request_id=bulk_id,
+            requested_by=BULK_REQUESTER,
+            reason=selection.reason,
+            requested_at=utc_timestamp(self._clock()),
         )
         cancelled: list[str] = []
         for messages, resume_at in self._steps(selection):
             cancelled.extend(self._cancel_service.cancel(messages, request).cancelled_ids)
             if resume_at is not None and remaining_ms() < SAFETY_MARGIN_MS:
-                continuation = selection.model_copy(update={"cursor": resume_at})
+                continuation = selection.model_copy(update={"cursor": resume_at, "bulk_id": bulk_id})
                 self._continuations.publish(continuation.model_dump(by_alias=True, exclude_none=True))
                 logger.info("bulk continues in a new invocation", extra={"cancelled_count": len(cancelled)})
                 return BulkProgress(tuple(cancelled), continued=True)

@@ -39,13 +39,17 @@ class CancelService:
         self._messages = messages
         self._events = events
 
-    def cancel_project_for(self, caller: Caller, project_id: str) -> CancelResult:
-        """A user's Stop: every processing message of a project the caller may touch."""
+    def cancel_project_for(self, caller: Caller, project_id: str, request_id: str) -> CancelResult:
+        """A user's Stop (request `request_id`): every processing message of a project the caller
+        may touch."""
         project = self._projects.get(project_id)
         if project is None or not project.accessible_by(caller):
             raise ProjectNotFound(project_id)
         request = CancelRequest(
-            requested_by=caller.user_id, reason=USER_REQUEST_REASON, requested_at=utc_timestamp()
+            request_id=request_id,
+            requested_by=caller.user_id,
+            reason=USER_REQUEST_REASON,
+            requested_at=utc_timestamp(),
         )
         return self.cancel(list(self._messages.processing_in_project(project_id)), request)
 

@@ -23,6 +23,7 @@ MIN_OLDER_THAN_SECONDS = 60
 ProjectId = Annotated[str, StringConstraints(pattern=rf"^{PROJECT_ID_PATTERN}$")]
 UserId = Annotated[str, StringConstraints(pattern=r"^user_[A-Za-z0-9]{1,64}$")]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+BulkId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Timestamp = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")]
 ExecutionArn = Annotated[
     str, StringConstraints(pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:.+")
@@ -54,18 +55,21 @@ class OlderThanCursor(_Strict):
 class BulkByProjects(_Strict):
     project_ids: list[ProjectId] = Field(alias="projectIds", min_length=1)
     reason: Reason = BULK_REQUEST_REASON
+    bulk_id: BulkId | None = Field(default=None, alias="bulkId")
     cursor: ProjectsCursor | None = None
 
 
 class BulkByOwner(_Strict):
     owner_id: UserId = Field(alias="ownerId")
     reason: Reason = BULK_REQUEST_REASON
+    bulk_id: BulkId | None = Field(default=None, alias="bulkId")
     cursor: ProjectsCursor | None = None
 
 
 class BulkOlderThan(_Strict):
     older_than_seconds: StrictInt = Field(alias="olderThanSeconds", ge=MIN_OLDER_THAN_SECONDS)
     reason: Reason = BULK_REQUEST_REASON
+    bulk_id: BulkId | None = Field(default=None, alias="bulkId")
     cursor: OlderThanCursor | None = None
 
 

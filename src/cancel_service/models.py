@@ -44,8 +44,14 @@ class ProcessingMessage:
 
 @dataclass(frozen=True, slots=True)
 class CancelRequest:
-    """Who asked for the cancel (a Clerk user id or `system:<trigger>`), why, and when."""
+    """One cancel request: its id (the API Gateway request id, or a bulk's `bulkId`), who asked
+    (a Clerk user id or `system:<trigger>`), why, and when.
 
+    The id travels in every event (`requestId`) and is written on every message the request
+    cancels (`cancelRequestId`), so a write whose answer was lost is still known as its own.
+    """
+
+    request_id: str
     requested_by: str
     reason: str
     requested_at: str

@@ -37,6 +37,7 @@ def cancel_event_detail(message: ProcessingMessage, request: CancelRequest) -> d
         "requestedBy": request.requested_by,
         "reason": request.reason,
         "requestedAt": request.requested_at,
+        "requestId": request.request_id,
     }
     if message.execution_arn:
         detail["executionArn"] = message.execution_arn

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -55,6 +55,14 @@ class WriteOutcome(Enum):
     CANCELLED = "cancelled"
     ALREADY_FINISHED = "already_finished"
     FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionalUpdate:
+    """A conditional update's outcome: the item after it when it applied, as it was when not."""
+
+    applied: bool
+    item: dict[str, AttributeValueTypeDef]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,20 +177,17 @@ class MessagesTable:
     @tracer.capture_method
     def mark_failed(self, message_id: str, reason: str, at: str) -> bool:
         """Move a message to failed if it is still processing; False when it had already moved on."""
-        return (
-            self._update_if(
-                message_id,
-                "SET #status = :failed, updatedAt = :at, failedAt = :at, failureReason = :reason",
-                "#status = :processing",
-                {
-                    ":failed": {"S": FAILED},
-                    ":processing": {"S": PROCESSING},
-                    ":at": {"S": at},
-                    ":reason": {"S": reason},
-                },
-            )
-            is not None
-        )
+        return self._update_if(
+            message_id,
+            "SET #status = :failed, updatedAt = :at, failedAt = :at, failureReason = :reason",
+            "#status = :processing",
+            {
+                ":failed": {"S": FAILED},
+                ":processing": {"S": PROCESSING},
+                ":at": {"S": at},
+                ":reason": {"S": reason},
+            },
+        ).applied
 
     @tracer.capture_method
     def mark_agent_stopped(self, message_id: str, at: str) -> str | None:
@@ -190,13 +195,13 @@ class MessagesTable:
 
         Returns the message's `cancelledAt`, or None when it is not cancelled or already recorded.
         """
-        attributes = self._update_if(
+        update = self._update_if(
             message_id,
             "SET agentStoppedAt = :at",
             "#status = :cancelled AND attribute_not_exists(agentStoppedAt)",
             {":cancelled": {"S": CANCELLED}, ":at": {"S": at}},
         )
-        return None if attributes is None else attributes.get("cancelledAt", {}).get("S")
+        return update.item.get("cancelledAt", {}).get("S") if update.applied else None
 
     def _update_if(
         self,
@@ -204,9 +209,12 @@ class MessagesTable:
         update: str,
         condition: str,
         values: dict[str, AttributeValueTypeDef],
-    ) -> dict[str, AttributeValueTypeDef] | None:
-        """A conditional update (whose condition reads `#status`); the item after it, or None when
-        the condition did not hold."""
+    ) -> ConditionalUpdate:
+        """A conditional update (whose condition reads `#status`).
+
+        When the condition fails, DynamoDB returns the item as it was: the caller can tell a
+        message that moved on from one its own earlier attempt already moved (an SDK retry of a
+        write whose answer was lost)."""
         try:
             response = self._client.update_item(
                 TableName=self._table_name,
@@ -216,14 +224,16 @@ class MessagesTable:
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
+                old_item = cast("dict[str, AttributeValueTypeDef]", error.response.get("Item", {}))
+                return ConditionalUpdate(applied=False, item=old_item)
             raise DependencyUnavailable("dynamodb") from error
         except BotoCoreError as error:
             raise DependencyUnavailable("dynamodb") from error
-        return response.get("Attributes", {})
+        return ConditionalUpdate(applied=True, item=response.get("Attributes", {}))
 
     @tracer.capture_method
     def mark_cancelled(self, messages: Sequence[ProcessingMessage], request: CancelRequest) -> CancelWrites:
@@ -245,7 +255,7 @@ class MessagesTable:
             written = self._update_if(
                 message.id,
                 "SET #status = :cancelled, updatedAt = :at, cancelledAt = :at,"
-                " cancelledBy = :by, cancelReason = :reason",
+                " cancelledBy = :by, cancelReason = :reason, cancelRequestId = :request",
                 "#status = :processing",
                 {
                     ":cancelled": {"S": CANCELLED},
@@ -253,6 +263,7 @@ class MessagesTable:
                     ":at": {"S": request.requested_at},
                     ":by": {"S": request.requested_by},
                     ":reason": {"S": request.reason},
+                    ":request": {"S": request.request_id},
                 },
             )
         except DependencyUnavailable as error:
@@ -264,6 +275,14 @@ class MessagesTable:
                 extra={"message_id": message.id, "error": code or type(cause).__name__},
             )
             return WriteOutcome.FAILED
-        if written is None:
-            return WriteOutcome.ALREADY_FINISHED  # completed or failed meanwhile: leave it alone
-        return WriteOutcome.CANCELLED
+        if written.applied or _cancelled_by(written.item, request):
+            return WriteOutcome.CANCELLED
+        return WriteOutcome.ALREADY_FINISHED  # completed, failed or cancelled by another request
+
+
+def _cancelled_by(item: dict[str, AttributeValueTypeDef], request: CancelRequest) -> bool:
+    """The item was cancelled by this very request: an earlier attempt of this write applied."""
+    return (
+        item.get("status", {}).get("S") == CANCELLED
+        and item.get("cancelRequestId", {}).get("S") == request.request_id
+    )

@@ -7,6 +7,7 @@ help, and it must change nothing. Any other failure is raised for Lambda's retri
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -37,7 +38,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return {"accepted": False}
     selection = request.detail
     logger.append_keys(bulk_shape=type(selection).__name__, resumed=selection.cursor is not None)
-    progress = bulk_cancel_service().run(selection, context.get_remaining_time_in_millis)
+    # A bulk without an id gets a fresh one; its continuations carry it.
+    bulk_id = selection.bulk_id or uuid.uuid4().hex
+    logger.append_keys(bulk_id=bulk_id)
+    progress = bulk_cancel_service().run(selection, bulk_id, context.get_remaining_time_in_millis)
     metrics.add_metric(name="MessagesCancelled", unit=MetricUnit.Count, value=len(progress.cancelled_ids))
     logger.info(
         "bulk cancel step done",

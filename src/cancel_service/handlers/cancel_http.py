@@ -78,6 +78,12 @@ def _body_text(event: APIGatewayProxyEventV2) -> str:
         raise InvalidRequest("The request body is not valid JSON.") from None
 
 
+def _request_id(event: APIGatewayProxyEventV2) -> str:
+    """API Gateway's id of this request; Lambda's when an event lacks it (a direct invoke)."""
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    return request_id if isinstance(request_id, str) and request_id else app.lambda_context.aws_request_id
+
+
 @app.post("/api/messages/cancel")
 def cancel_messages() -> Response[str]:
     # Every request counts, refused ones included: the baseline for AuthFailures and friends.
@@ -97,7 +103,7 @@ def cancel_messages() -> Response[str]:
 
     body = CancelMessagesBody.from_json(text)
     logger.append_keys(project_id=body.project_id)
-    result = cancel_service().cancel_project_for(caller, body.project_id)
+    result = cancel_service().cancel_project_for(caller, body.project_id, _request_id(event))
     metrics.add_metric(name="MessagesCancelled", unit=MetricUnit.Count, value=len(result.cancelled_ids))
     logger.info("cancel handled", extra={"cancelled_count": len(result.cancelled_ids)})
     if not result.cancelled:

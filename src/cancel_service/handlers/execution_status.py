@@ -25,7 +25,9 @@ from cancel_service.runtime import agent_outcomes
 def handler(event: ExecutionStatusChanged, context: LambdaContext) -> dict[str, Any]:
     detail = event.detail
     logger.append_keys(execution_arn=detail.execution_arn, execution_status=detail.status)
-    outcome = agent_outcomes().execution_ended(detail.execution_arn, detail.status, event.stopped_at)
+    outcome = agent_outcomes().execution_ended(
+        detail.execution_arn, detail.status, event.stopped_at, event.id
+    )
     if outcome.failed_ids:
         metrics.add_metric(name="MessagesFailedByAgent", unit=MetricUnit.Count, value=len(outcome.failed_ids))
     if outcome.cancelled_ids:
