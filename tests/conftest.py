@@ -18,6 +18,7 @@ os.environ.update(
 
 import boto3
 import pytest
+from agent_scene import AGENT_STATE_MACHINE_ARN
 from moto import mock_aws
 
 from cancel_service import config, runtime
@@ -84,6 +85,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, jwks: JwksServer) -> None:
         "CLERK_ISSUER": DEV_ISSUER,
         "CLERK_JWKS_URL": jwks.url,
         "CLERK_AUTHORIZED_PARTIES": DEV_ORIGIN,
+        "AGENT_STATE_MACHINE_ARN": AGENT_STATE_MACHINE_ARN,
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

@@ -181,7 +181,7 @@ def test_a_large_bulk_continues_until_none_is_left_and_none_is_reported_twice(
         answer = bulk_cancel.handler(event, BudgetContext(remaining_ms=60_000, step_ms=10_000))
         reported.extend(answer["messageIds"])
         pending.extend(continuations.take())  # as EventBridge would deliver the continuation
-        assert len(pending) == (1 if answer["continued"] else 0)
+        assert bool(pending) == answer["continued"]
         assert invocations <= count // 100, "the bulk does not converge"
 
     assert invocations >= count // 500  # five pages of 100 per invocation
@@ -239,3 +239,189 @@ def test_a_continuation_that_cannot_be_published_fails_the_invocation(store, mon
         bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}), BudgetContext(remaining_ms=15_000, step_ms=0))
     statuses = [store.status(f"m{n:05d}") for n in range(150)]
     assert statuses.count("cancelled") == 100  # the first page stays cancelled; a retry does the rest
+
+
+# --- positions: honoured only on the service's own continuations, and only where they narrow ---------
+
+FAR_FUTURE_CUTOFF = "9999-12-31T23:59:59.999Z"
+
+
+def statuses(store: Store) -> dict[str, str]:
+    return {message_id: store.status(message_id) for message_id in ALL_IDS}
+
+
+def test_a_position_from_another_source_is_refused_and_changes_nothing(scene, lambda_context, log_lines):
+    scene.put_message("future", project_id="p1", updated_at="2099-01-01T00:00:00.000Z")
+    before = statuses(scene)
+
+    answer = bulk_cancel.handler(
+        bulk_event({"olderThanSeconds": 60, "cursor": {"cutoff": FAR_FUTURE_CUTOFF}}), lambda_context
+    )
+
+    assert answer == {"accepted": False}
+    assert statuses(scene) == before
+    assert scene.status("future") == "processing"
+    assert scene.published() == []
+    assert any("rejected" in line["message"] for line in log_lines())
+
+
+def test_a_continuation_may_not_move_the_cutoff_later(scene, lambda_context):
+    scene.put_message("future", project_id="p1", updated_at="2099-01-01T00:00:00.000Z")
+    before = statuses(scene)
+
+    answer = bulk_cancel.handler(
+        bulk_event(
+            {"olderThanSeconds": 60, "cursor": {"cutoff": FAR_FUTURE_CUTOFF}}, source="app.messages.bulk"
+        ),
+        lambda_context,
+    )
+
+    assert answer == {"accepted": False}
+    assert statuses(scene) == before
+    assert scene.status("future") == "processing"
+
+
+def test_an_owner_continuation_cannot_reach_another_owners_project(scene, lambda_context):
+    answer = bulk_cancel.handler(
+        bulk_event({"ownerId": OWNER_A, "cursor": {"projectIds": ["p3", "p1"]}}, source="app.messages.bulk"),
+        lambda_context,
+    )
+
+    assert answer["accepted"] is True
+    assert sorted(answer["messageIds"]) == ["a1", "a3"]  # p1 is the owner's; p3 is not
+    assert scene.status("c1") == "processing"
+
+
+def test_a_continuation_naming_only_foreign_projects_cancels_nothing(scene, lambda_context):
+    answer = bulk_cancel.handler(
+        bulk_event({"ownerId": OWNER_A, "cursor": {"projectIds": ["p3"]}}, source="app.messages.bulk"),
+        lambda_context,
+    )
+
+    assert answer == {"accepted": True, "messageIds": [], "continued": False}
+    assert statuses(scene) == {message_id: BEFORE.get(message_id, "processing") for message_id in ALL_IDS}
+
+
+def project_key(message_id: str, project_id: str, status: str = "processing") -> dict:
+    return {"id": {"S": message_id}, "projectId": {"S": project_id}, "status": {"S": status}}
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        {"startKey": {"id": {"N": "1"}, "projectId": {"S": "p1"}, "status": {"S": "processing"}}},
+        {"startKey": {**project_key("a1", "p1"), "updatedAt": {"S": LONG_AGO}}},
+        {"startKey": {"id": {"S": "a1"}, "projectId": {"S": "p1"}}},
+        {"startKey": project_key("a2", "p1", status="completed")},
+        {"startKey": project_key("c1", "p3")},
+        {"startKey": "a1"},
+        {"projectIds": ["p1"]},
+    ],
+    ids=[
+        "number-key",
+        "extra-attribute",
+        "missing-attribute",
+        "finished-status",
+        "other-project",
+        "string",
+        "list",
+    ],
+)
+def test_a_tampered_page_key_is_refused_not_retried(scene, lambda_context, cursor):
+    event = bulk_event({"projectIds": ["p1"], "cursor": cursor}, source="app.messages.bulk")
+
+    answer = bulk_cancel.handler(event, lambda_context)  # returns: no exception for Lambda to retry
+
+    assert answer == {"accepted": False}
+    assert scene.status("a1") == "processing"
+    assert scene.published() == []
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        {"olderThanSeconds": 3600, "cursor": {"cutoff": LONG_AGO, "startKey": project_key("a1", "p1")}},
+        {
+            "olderThanSeconds": 3600,
+            "cursor": {
+                "cutoff": LONG_AGO,
+                "startKey": {"id": {"S": "a1"}, "status": {"S": "processing"}, "updatedAt": {"S": RECENTLY}},
+            },
+        },
+    ],
+    ids=["key-of-another-index", "key-after-the-cutoff"],
+)
+def test_an_age_position_must_stay_before_its_cutoff(scene, lambda_context, detail):
+    answer = bulk_cancel.handler(bulk_event(detail, source="app.messages.bulk"), lambda_context)
+
+    assert answer == {"accepted": False}
+    assert scene.status("a1") == "processing"
+
+
+def test_the_cancel_events_own_source_is_refused_by_the_function_itself(scene, lambda_context):
+    answer = bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}, source="app.messages"), lambda_context)
+
+    assert answer == {"accepted": False}
+    assert scene.status("a1") == "processing"
+    assert scene.published() == []
+
+
+def test_a_bulk_id_is_the_request_id_of_its_events_and_writes(scene):
+    answer = bulk_cancel.handler(bulk_event({"projectIds": ["p1"], "bulkId": "nightly-42"}), roomy_context())
+
+    assert sorted(answer["messageIds"]) == ["a1", "a3"]
+    assert {event["detail"]["requestId"] for event in scene.published()} == {"nightly-42"}
+    assert scene.message("a1")["cancelRequestId"] == "nightly-42"
+
+
+def test_a_bulk_without_an_id_gets_one_and_its_continuations_carry_it(store, route):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
+    put_processing_messages(store, 150, ["p1"])
+
+    bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}), BudgetContext(remaining_ms=15_000, step_ms=0))
+
+    (continuation,) = continuations.take()
+    bulk_id = continuation["detail"]["bulkId"]
+    assert continuation["source"] == "app.messages.bulk"
+    assert store.message("m00000")["cancelRequestId"] == bulk_id
+    answer = bulk_cancel.handler(continuation, roomy_context())
+    assert len(answer["messageIds"]) == 50
+    assert {store.message(f"m{n:05d}")["cancelRequestId"] for n in range(150)} == {bulk_id}
+
+
+def entry_size(entry: dict) -> int:
+    """EventBridge's size of a PutEvents entry: source, detail type, detail (and resources)."""
+    return sum(len(entry.get(name, "").encode()) for name in ("Source", "DetailType", "Detail"))
+
+
+def test_a_large_projects_bulk_continues_in_events_under_the_entry_limit(store, route, monkeypatch):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
+    clients = install(monkeypatch)
+    # About 245 KB of project ids: the largest request EventBridge would carry.
+    project_ids = [f"{n:04d}".ljust(120, "x") for n in range(2_000)]
+    first, last = project_ids[0], project_ids[-1]
+    put_processing_messages(store, 150, [first])
+    store.put_message("last-one", project_id=last, updated_at=LONG_AGO)
+    request = bulk_event({"projectIds": project_ids})
+    assert 240_000 < len(json.dumps(request["detail"])) < 256 * 1024
+
+    # Time for one page only: the rest, nearly the whole request, goes to continuations.
+    answer = bulk_cancel.handler(request, BudgetContext(remaining_ms=25_000, step_ms=10_000))
+    reported: list[str] = list(answer["messageIds"])
+    pending = continuations.take()
+    assert len(pending) >= 2, "the rest was not split"
+    while pending:
+        answer = bulk_cancel.handler(pending.pop(), roomy_context())
+        assert not answer["continued"]
+        reported.extend(answer["messageIds"])
+
+    assert sorted(reported) == sorted({f"m{n:05d}" for n in range(150)} | {"last-one"})
+    sizes = [
+        entry_size(entry)
+        for operation, call in clients["events"].calls
+        if operation == "put_events"
+        for entry in call["Entries"]
+        if entry["DetailType"] == "Bulk Cancel Requested"
+    ]
+    assert sizes, "the bulk never continued"
+    assert max(sizes) < 256 * 1024

@@ -118,6 +118,15 @@ def test_an_execution_without_a_message_changes_nothing(scene, lambda_context):
     assert answer == {"failedIds": [], "cancelledIds": [], "agentStoppedIds": []}
 
 
+@pytest.mark.parametrize("status", ["SUCCEEDED", "RUNNING", "PENDING_REDRIVE"])
+def test_an_event_of_another_status_is_refused_not_retried(scene, lambda_context, log_lines, status):
+    scene.put_message("m1", execution_arn=ARN + "m1")
+
+    assert execution_status.handler(status_change(ARN + "m1", status), lambda_context) == {"rejected": True}
+    assert scene.status("m1") == "processing"
+    assert any("rejected" in line["message"] for line in log_lines())
+
+
 def test_the_rule_takes_only_the_agents_ended_executions(template):
     pattern = rule_pattern(template, "ExecutionStatusFunction", "AgentExecutionEnded")
 

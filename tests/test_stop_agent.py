@@ -71,17 +71,48 @@ def test_stop_names_the_error_and_who_asked(store, agent, monkeypatch, lambda_co
     assert agent.wait_for(arn, {"ABORTED"}) == "ABORTED"
 
 
-def test_stopping_a_finished_execution_succeeds_quietly(store, agent, lambda_context):
-    arn = agent.finished_execution("m1")
+def test_stopping_a_stopped_execution_succeeds_quietly(store, agent, lambda_context):
+    # At-least-once delivery: the same cancel event may arrive twice.
+    arn = agent.start("m1")
+    stop_agent.handler(cancel_event(arn), lambda_context)
+    assert agent.wait_for(arn, {"ABORTED"}) == "ABORTED"
 
     assert stop_agent.handler(cancel_event(arn), lambda_context)["stopRequested"] is True
-    assert agent.status(arn) == "SUCCEEDED"
+    assert agent.status(arn) == "ABORTED"
+
+
+def gone_execution(agent: Agent) -> str:
+    return agent.state_machine_arn.replace(":stateMachine:", ":execution:") + ":long-gone"
 
 
 def test_stopping_an_execution_that_does_not_exist_succeeds_quietly(store, agent, lambda_context):
-    arn = agent.state_machine_arn.replace(":stateMachine:", ":execution:") + ":long-gone"
+    assert stop_agent.handler(cancel_event(gone_execution(agent)), lambda_context)["stopRequested"] is False
 
-    assert stop_agent.handler(cancel_event(arn), lambda_context)["stopRequested"] is False
+
+@pytest.mark.parametrize(
+    "execution_arn",
+    [
+        "another-state-machine",
+        "arn:aws:states:us-east-1:123456789012:execution:cancel-service-local-stand_in_agent-2:m1",
+        "arn:aws:states:us-east-1:999999999999:execution:cancel-service-local-stand_in_agent:m1",
+        "arn:aws:states:eu-west-1:123456789012:execution:cancel-service-local-stand_in_agent:m1",
+        "arn:aws:states:us-east-1:123456789012:execution:cancel-service-local-stand_in_agent:m1:extra",
+        "arn:aws:states:us-east-1:123456789012:express:cancel-service-local-stand_in_agent:m1:x",
+    ],
+    ids=["other-machine", "name-prefix", "other-account", "other-region", "extra-part", "express"],
+)
+def test_an_execution_of_another_state_machine_is_refused_by_the_function_itself(
+    store, agent, monkeypatch, lambda_context, execution_arn
+):
+    clients = install(monkeypatch)
+    if execution_arn == "another-state-machine":
+        execution_arn = agent.finished_execution("m1")  # a real execution of another state machine
+
+    answer = stop_agent.handler(cancel_event(execution_arn), lambda_context)
+
+    assert answer == {"stopRequested": False, "rejected": True}
+    stepfunctions = clients.get("stepfunctions")
+    assert stepfunctions is None or stepfunctions.calls == []  # refused before any call
 
 
 def test_a_stop_that_keeps_failing_raises_so_lambda_retries_and_dead_letters_it(
@@ -89,7 +120,7 @@ def test_a_stop_that_keeps_failing_raises_so_lambda_retries_and_dead_letters_it(
 ):
     clients = install(monkeypatch)
     arn = agent.start("m1")
-    stop_agent.handler(cancel_event(agent.finished_execution("warm-up")), lambda_context)  # builds the client
+    stop_agent.handler(cancel_event(gone_execution(agent)), lambda_context)  # builds the client
 
     def throttled(**kwargs):
         raise client_error("ThrottlingException", "StopExecution")
@@ -105,9 +136,9 @@ def test_throttled_stops_are_retried_with_backoff_by_the_client():
     assert STOP_EXECUTION_CONFIG.retries == {"mode": "adaptive", "total_max_attempts": 10}
 
 
-def test_an_event_without_an_execution_arn_is_refused(store, lambda_context):
+def test_an_event_without_an_execution_arn_is_refused_not_retried(store, lambda_context, log_lines):
     event = cancel_event("arn:aws:states:us-east-1:123456789012:execution:agent:x")
     del event["detail"]["executionArn"]
 
-    with pytest.raises(Exception, match="executionArn"):
-        stop_agent.handler(event, lambda_context)
+    assert stop_agent.handler(event, lambda_context) == {"stopRequested": False, "rejected": True}
+    assert any(line["message"].startswith("agent stop rejected") for line in log_lines())

@@ -48,6 +48,12 @@ class ClerkConfig:
 
 
 @cache
+def agent_state_machine_arn() -> str:
+    """The agent's state machine (stop function only): the one whose executions may be stopped."""
+    return _required("AGENT_STATE_MACHINE_ARN")
+
+
+@cache
 def store_config() -> StoreConfig:
     return StoreConfig(
         messages_table=_required("MESSAGES_TABLE"),

@@ -46,3 +46,12 @@ class DependencyUnavailable(CancelServiceError):
         super().__init__(f"{dependency} unavailable")
         self.dependency = dependency
         self.cancelled_ids = cancelled_ids
+
+
+class InvalidBulkRequest(CancelServiceError):
+    """A bulk cancel that can never succeed as sent (a position it may not carry): refused and
+    logged, never retried."""
+
+
+class NotAnAgentExecution(CancelServiceError):
+    """A stop was asked for an execution of another state machine than the agent's: refused."""

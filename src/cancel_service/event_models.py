@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 
 from aws_lambda_powertools.utilities.parser import BaseModel, Field
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import ConfigDict, StrictInt, StringConstraints
+from pydantic import ConfigDict, StrictInt, StringConstraints, model_validator
 
-from cancel_service.adapters.messages import PageKey
+from cancel_service.adapters.messages import PROCESSING, PageKey
 from cancel_service.models import PROJECT_ID_PATTERN
 
 BULK_REQUEST_REASON = "bulk_request"
@@ -35,42 +35,110 @@ class _Strict(BaseModel):
 
 
 # --- Bulk Cancel Requested ---------------------------------------------------------------------------
+#
+# A position (`cursor`) says where a continuation resumes. It is honoured only on the service's own
+# continuations, and only where it narrows the selection it continues: the models check what a
+# position says of itself (a page key of the right index, inside the selection's first project or
+# before its cutoff); bulk.py checks it against the selection and the clock.
 
 
-class ProjectsCursor(_Strict):
-    """Where a bulk over projects resumes: the projects left (the first one is under way) and
-    the page of that project's processing messages to start from."""
+class _StringAttribute(_Strict):
+    s: str = Field(alias="S", min_length=1, max_length=1024)
+
+
+class ProjectPageKey(_Strict):
+    """Where a page of a project's processing messages starts (a key of `byProjectAndStatus`)."""
+
+    id: _StringAttribute
+    project_id: _StringAttribute = Field(alias="projectId")
+    status: _StringAttribute
+
+    @model_validator(mode="after")
+    def _processing_only(self) -> ProjectPageKey:
+        if self.status.s != PROCESSING:
+            raise ValueError("a page key reads processing messages only")
+        return self
+
+
+class AgePageKey(_Strict):
+    """Where a page of processing messages by age starts (a key of `byStatusAndUpdatedAt`)."""
+
+    id: _StringAttribute
+    status: _StringAttribute
+    updated_at: _StringAttribute = Field(alias="updatedAt")
+
+    @model_validator(mode="after")
+    def _processing_only(self) -> AgePageKey:
+        if self.status.s != PROCESSING:
+            raise ValueError("a page key reads processing messages only")
+        return self
+
+
+def page_key(key: ProjectPageKey | AgePageKey | None) -> PageKey | None:
+    """The key as DynamoDB's ExclusiveStartKey."""
+    return None if key is None else key.model_dump(by_alias=True)
+
+
+class ProjectsPosition(_Strict):
+    """A bulk over projects resumes inside its first project, at this page."""
+
+    start_key: ProjectPageKey = Field(alias="startKey")
+
+
+class OwnerPosition(_Strict):
+    """A bulk by owner resumes with these of the owner's projects, the first at this page."""
 
     project_ids: list[ProjectId] = Field(alias="projectIds", min_length=1)
-    start_key: PageKey | None = Field(default=None, alias="startKey")
+    start_key: ProjectPageKey | None = Field(default=None, alias="startKey")
+
+    @model_validator(mode="after")
+    def _key_in_first_project(self) -> OwnerPosition:
+        _check_key_in_project(self.start_key, self.project_ids[0])
+        return self
 
 
-class OlderThanCursor(_Strict):
-    """Where a bulk by age resumes: the cutoff fixed by its first invocation, and the next page."""
+class AgePosition(_Strict):
+    """A bulk by age resumes with the cutoff its first invocation fixed, at this page."""
 
     cutoff: Timestamp
-    start_key: PageKey | None = Field(default=None, alias="startKey")
+    start_key: AgePageKey | None = Field(default=None, alias="startKey")
+
+    @model_validator(mode="after")
+    def _key_before_cutoff(self) -> AgePosition:
+        if self.start_key is not None and not self.start_key.updated_at.s < self.cutoff:
+            raise ValueError("the page key is not before the cutoff")
+        return self
 
 
-class BulkByProjects(_Strict):
+def _check_key_in_project(key: ProjectPageKey | None, project_id: str) -> None:
+    if key is not None and key.project_id.s != project_id:
+        raise ValueError("the page key belongs to another project than the first one")
+
+
+class _BulkSelection(_Strict):
+    reason: Reason = BULK_REQUEST_REASON
+    bulk_id: BulkId | None = Field(default=None, alias="bulkId")
+
+
+class BulkByProjects(_BulkSelection):
     project_ids: list[ProjectId] = Field(alias="projectIds", min_length=1)
-    reason: Reason = BULK_REQUEST_REASON
-    bulk_id: BulkId | None = Field(default=None, alias="bulkId")
-    cursor: ProjectsCursor | None = None
+    cursor: ProjectsPosition | None = None
+
+    @model_validator(mode="after")
+    def _key_in_first_project(self) -> BulkByProjects:
+        if self.cursor is not None:
+            _check_key_in_project(self.cursor.start_key, self.project_ids[0])
+        return self
 
 
-class BulkByOwner(_Strict):
+class BulkByOwner(_BulkSelection):
     owner_id: UserId = Field(alias="ownerId")
-    reason: Reason = BULK_REQUEST_REASON
-    bulk_id: BulkId | None = Field(default=None, alias="bulkId")
-    cursor: ProjectsCursor | None = None
+    cursor: OwnerPosition | None = None
 
 
-class BulkOlderThan(_Strict):
+class BulkOlderThan(_BulkSelection):
     older_than_seconds: StrictInt = Field(alias="olderThanSeconds", ge=MIN_OLDER_THAN_SECONDS)
-    reason: Reason = BULK_REQUEST_REASON
-    bulk_id: BulkId | None = Field(default=None, alias="bulkId")
-    cursor: OlderThanCursor | None = None
+    cursor: AgePosition | None = None
 
 
 BulkSelection = BulkByProjects | BulkByOwner | BulkOlderThan

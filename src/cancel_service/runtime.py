@@ -19,7 +19,7 @@ from cancel_service.adapters.clerk import JwksCache, KeySource, SessionTokenVeri
 from cancel_service.adapters.messages import MessagesTable
 from cancel_service.adapters.projects import ProjectsTable
 from cancel_service.cancel import CancelService
-from cancel_service.config import clerk_config, store_config
+from cancel_service.config import agent_state_machine_arn, clerk_config, store_config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -81,7 +81,9 @@ def agent_outcomes() -> AgentOutcomes:
 def agent_executions() -> AgentExecutions:
     from cancel_service.adapters.agent_executions import AgentExecutions
 
-    return AgentExecutions(boto3.client("stepfunctions", config=STOP_EXECUTION_CONFIG))
+    return AgentExecutions(
+        boto3.client("stepfunctions", config=STOP_EXECUTION_CONFIG), agent_state_machine_arn()
+    )
 
 
 @cache

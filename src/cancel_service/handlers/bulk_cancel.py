@@ -1,8 +1,9 @@
 """Bulk cancel: `Bulk Cancel Requested` on the cancel bus (any source but app.messages), its own
 continuations, and the scheduled sweep of messages stuck in processing (same event shape).
 
-An invalid detail is logged as rejected and the invocation succeeds: retrying it could never
-help, and it must change nothing. Any other failure is raised for Lambda's retries.
+A request that can never succeed (a detail of no bulk shape, the cancel events' own source, a
+position it may not carry) is logged as rejected and the invocation succeeds: retrying it could
+never help, and it must change nothing. Any other failure is raised for Lambda's retries.
 """
 
 from __future__ import annotations
@@ -16,9 +17,18 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from cancel_service.adapters.bulk_events import CONTINUATION_SOURCE
+from cancel_service.adapters.cancel_events import SOURCE as CANCEL_EVENT_SOURCE
+from cancel_service.errors import InvalidBulkRequest
 from cancel_service.event_models import BulkCancelRequested
 from cancel_service.observability import logger, metrics, tracer
 from cancel_service.runtime import bulk_cancel_service
+
+
+def _rejected(why: str, **details: Any) -> dict[str, Any]:
+    metrics.add_metric(name="BulkCancelsRejected", unit=MetricUnit.Count, value=1)
+    logger.warning(f"bulk cancel rejected: {why}", extra=details)
+    return {"accepted": False}
 
 
 @logger.inject_lambda_context(
@@ -30,18 +40,27 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         request = parse(event=event, model=BulkCancelRequested)
     except ValidationError as error:
-        metrics.add_metric(name="BulkCancelsRejected", unit=MetricUnit.Count, value=1)
-        logger.warning(
-            "bulk cancel rejected: detail matches no bulk shape",
-            extra={"errors": error.errors(include_url=False, include_input=False)},
+        return _rejected(
+            "detail matches no bulk shape", errors=error.errors(include_url=False, include_input=False)
         )
-        return {"accepted": False}
+    if request.source == CANCEL_EVENT_SOURCE:
+        # The rule already leaves these out; the function does not rely on it.
+        return _rejected("the per-message cancel events' source may not request a bulk")
     selection = request.detail
-    logger.append_keys(bulk_shape=type(selection).__name__, resumed=selection.cursor is not None)
     # A bulk without an id gets a fresh one; its continuations carry it.
     bulk_id = selection.bulk_id or uuid.uuid4().hex
-    logger.append_keys(bulk_id=bulk_id)
-    progress = bulk_cancel_service().run(selection, bulk_id, context.get_remaining_time_in_millis)
+    logger.append_keys(
+        bulk_id=bulk_id, bulk_shape=type(selection).__name__, resumed=selection.cursor is not None
+    )
+    try:
+        progress = bulk_cancel_service().run(
+            selection,
+            bulk_id,
+            context.get_remaining_time_in_millis,
+            continuation=request.source == CONTINUATION_SOURCE,
+        )
+    except InvalidBulkRequest as error:
+        return _rejected(str(error))
     metrics.add_metric(name="MessagesCancelled", unit=MetricUnit.Count, value=len(progress.cancelled_ids))
     logger.info(
         "bulk cancel step done",

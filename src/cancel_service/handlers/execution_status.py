@@ -1,5 +1,8 @@
 """`Step Functions Execution Status Change` of the agent's state machine (default bus rule):
 an execution ended FAILED, TIMED_OUT or ABORTED. See agent_outcomes for what that means.
+
+Any other event (another status, another shape) is logged as rejected and not retried: the rule
+already leaves such events out, and retrying one could never help.
 """
 
 from __future__ import annotations
@@ -8,8 +11,9 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from cancel_service.event_models import ExecutionStatusChanged
 from cancel_service.observability import logger, metrics, tracer
@@ -21,8 +25,16 @@ from cancel_service.runtime import agent_outcomes
 )
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-@event_parser(model=ExecutionStatusChanged)
-def handler(event: ExecutionStatusChanged, context: LambdaContext) -> dict[str, Any]:
+def handler(raw_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        event = parse(event=raw_event, model=ExecutionStatusChanged)
+    except ValidationError as error:
+        metrics.add_metric(name="ExecutionEventsRejected", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "execution status event rejected: not an ended agent execution",
+            extra={"errors": error.errors(include_url=False, include_input=False)},
+        )
+        return {"rejected": True}
     detail = event.detail
     logger.append_keys(execution_arn=detail.execution_arn, execution_status=detail.status)
     outcome = agent_outcomes().execution_ended(
