@@ -82,26 +82,13 @@ def _handler_class(stack: DevStack) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "devstack-apigw"
 
-        def do_GET(self) -> None:
-            self._handle()
-
-        def do_POST(self) -> None:
-            self._handle()
-
-        def do_PUT(self) -> None:
-            self._handle()
-
-        def do_PATCH(self) -> None:
-            self._handle()
-
-        def do_DELETE(self) -> None:
-            self._handle()
-
-        def do_HEAD(self) -> None:
-            self._handle()
-
-        def do_OPTIONS(self) -> None:
-            self._handle()
+        def __getattr__(self, name: str) -> Any:
+            """Every method goes to the dispatch (`do_GET`, `do_POST`, but also `do_TRACE` or
+            `do_QUERY`): one with no route is a 404 as API Gateway answers it, never the 501 the
+            standard library gives a method its handler does not define."""
+            if name.startswith("do_"):
+                return self._handle
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: API requests are logged by `_integrate`, the demo page's polls not at all."""
