@@ -134,6 +134,7 @@ Local stack up in {stack.started_in:.1f} s, built from {stack.options.template_p
   Demo page         {stack.origin}/          (signed in as {DEMO_USER})
   HTTP API          {stack.origin}
 {routes}
+  API document      {stack.origin}/openapi.json   Swagger UI {stack.origin}/docs
   Functions         {functions}
   Event rules
 {rules}

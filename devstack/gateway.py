@@ -7,7 +7,8 @@ the function's answer becomes the HTTP response by API Gateway's rules for paylo
 preflights included, is answered from the template's CorsConfiguration, as API Gateway does.
 
 Besides the template's routes it serves the demo page at `/` and, under `/__devstack/`, a few
-local-only helpers for it (a session token for the demo user, the project's messages, a reset).
+local-only helpers for it (a session token for the demo user, the project's messages, a reset),
+and the API's document: `openapi.yaml` as `/openapi.json` and its Swagger UI at `/docs`.
 Those are not part of the service and exist only here.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import mimetypes
 import threading
 import time
 import uuid
@@ -23,14 +25,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+import yaml
+from swagger_ui_bundle import swagger_ui_path
+
 from devstack.apigw import http_api_event
 from devstack.sample_events import DEMO_ORG, DEMO_PROJECT, DEMO_USER
+from devstack.template import ROOT
 
 if TYPE_CHECKING:
     from devstack.stack import DevStack, Route
 
 STATIC_DIR = Path(__file__).with_name("static")
 DEMO_PREFIX = "/__devstack/"
+OPENAPI_PATH = ROOT / "openapi.yaml"
+DOCS_ASSETS_PREFIX = "/docs/static/"
 SESSION_LIFETIME = 60  # Clerk's session tokens live 60 s; the page refreshes them, as clerk-js does
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "+json", "+xml")
 
@@ -77,7 +85,34 @@ def cors_headers(cors: dict[str, Any] | None, origin: str | None, *, preflight: 
     return headers
 
 
+class ApiDocs:
+    """The API's document and its Swagger UI page, with the UI's assets from the swagger-ui-bundle
+    package (nothing from a CDN). The document is read once, when the stack starts."""
+
+    def __init__(self, document_path: Path = OPENAPI_PATH) -> None:
+        self.document = json.dumps(yaml.safe_load(document_path.read_text())).encode()
+        self.page = (STATIC_DIR / "docs.html").read_bytes()
+        assets_dir = Path(str(swagger_ui_path))
+        self.assets = {path.name: path for path in assets_dir.iterdir() if path.is_file()}
+
+    def find(self, path: str) -> tuple[str, bytes] | None:
+        """The content type and bytes served at `path`, or None when it is not one of these."""
+        if path == "/openapi.json":
+            return "application/json", self.document
+        if path in ("/docs", "/docs/"):
+            return "text/html; charset=utf-8", self.page
+        # Only the package's own file names: no path from the request reaches the file system.
+        name = path.removeprefix(DOCS_ASSETS_PREFIX)
+        asset = self.assets.get(name) if name != path else None
+        if asset is None:
+            return None
+        content_type = mimetypes.guess_type(asset.name)[0] or "application/octet-stream"
+        return content_type, asset.read_bytes()
+
+
 def _handler_class(stack: DevStack) -> type[BaseHTTPRequestHandler]:
+    docs = ApiDocs()
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "devstack-apigw"
@@ -122,6 +157,9 @@ def _handler_class(stack: DevStack) -> type[BaseHTTPRequestHandler]:
                 )
             elif url.path.startswith(DEMO_PREFIX):
                 self._demo(url.path.removeprefix(DEMO_PREFIX), parse_qs(url.query))
+            elif self.command in ("GET", "HEAD") and (found := docs.find(url.path)) is not None:
+                content_type, data = found
+                self._send(200, {"Content-Type": content_type, "Cache-Control": "no-store"}, data)
             else:
                 self._json(404, {"message": "Not Found"})
 
