@@ -1,29 +1,43 @@
 """The cancel rules, shared by every entry point (HTTP, bulk, sweeps) and free of HTTP.
 
 1. Only messages still `processing` are touched, read through an index.
-2. A cancel event is published first; a message is cancelled only once EventBridge accepted it,
-   so no message is marked cancelled while its agent was never told to stop.
+2. A cancel event is published first; a message is cancelled only once EventBridge accepted its
+   event, so no message is marked cancelled while its agent was never told to stop.
 3. The status moves to `cancelled` by a conditional write; a message that finished meanwhile is
    left as it is and not reported.
 4. Progress is kept: when a dependency fails part-way, what was cancelled stays cancelled and the
    failure is raised so the caller can retry the rest.
+
+The schedule is as fast as these rules allow: for a user's Stop, the project and the first page
+of its processing messages are read together, and nothing is published or written before the
+ownership check passed. Then every call that does not wait on another is in flight at once, on
+the container's one bounded executor: the next page is read while the current one is published,
+all PutEvents batches of a page go out together, and each batch's accepted messages go to their
+conditional writes as soon as that batch answers. Rule 2 holds per message; the request as a
+whole never waits for its slowest batch before writing. Everything is orchestrated from the
+calling thread (the executor's workers only make calls), so the executor cannot deadlock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
-from cancel_service.adapters.cancel_events import CancelEventPublisher
-from cancel_service.adapters.messages import MessagesTable
+from cancel_service.adapters.cancel_events import MAX_ENTRIES_PER_CALL, CancelEventPublisher, PublishedBatch
+from cancel_service.adapters.messages import MessagePage, MessagesTable, PageKey, WriteOutcome
 from cancel_service.adapters.projects import ProjectsTable
 from cancel_service.errors import DependencyUnavailable, ProjectNotFound
 from cancel_service.models import USER_REQUEST_REASON, Caller, CancelRequest, ProcessingMessage, utc_timestamp
-from cancel_service.observability import logger
+from cancel_service.observability import logger, tracer
 
 
 @dataclass(frozen=True, slots=True)
 class CancelResult:
+    """The messages this request cancelled, in the order they were read from the index."""
+
     cancelled_ids: tuple[str, ...]
 
     @property
@@ -33,17 +47,25 @@ class CancelResult:
 
 class CancelService:
     def __init__(
-        self, projects: ProjectsTable, messages: MessagesTable, events: CancelEventPublisher
+        self,
+        projects: ProjectsTable,
+        messages: MessagesTable,
+        events: CancelEventPublisher,
+        executor: Executor,
     ) -> None:
         self._projects = projects
         self._messages = messages
         self._events = events
+        self._executor = executor
 
+    @tracer.capture_method
     def cancel_project_for(self, caller: Caller, project_id: str, request_id: str) -> CancelResult:
         """A user's Stop (request `request_id`): every processing message of a project the caller
         may touch."""
-        project = self._projects.get(project_id)
-        if project is None or not project.accessible_by(caller):
+        project = self._executor.submit(self._projects.get, project_id)
+        first_page = self._executor.submit(self._messages.processing_in_project_page, project_id, None)
+        found = project.result()
+        if found is None or not found.accessible_by(caller):
             raise ProjectNotFound(project_id)
         request = CancelRequest(
             request_id=request_id,
@@ -51,20 +73,82 @@ class CancelService:
             reason=USER_REQUEST_REASON,
             requested_at=utc_timestamp(),
         )
-        return self.cancel(list(self._messages.processing_in_project(project_id)), request)
+        run = self._run(request)
+        run.read_pages(first_page, lambda key: self._messages.processing_in_project_page(project_id, key))
+        return run.finish()
 
+    @tracer.capture_method
     def cancel(self, messages: Sequence[ProcessingMessage], request: CancelRequest) -> CancelResult:
         """Cancel these messages by the rules above; raise DependencyUnavailable on a partial failure."""
-        if not messages:
-            return CancelResult(())
-        published = self._events.publish(messages, request)
-        writes = self._messages.mark_cancelled(published.accepted, request)
-        if writes.already_finished_ids:
-            logger.info(
-                "messages finished before they could be cancelled",
-                extra={"message_ids": writes.already_finished_ids},
-            )
-        if published.rejected or writes.failed_ids:
-            dependency = "eventbridge" if published.rejected else "dynamodb"
-            raise DependencyUnavailable(dependency, cancelled_ids=writes.cancelled_ids)
-        return CancelResult(writes.cancelled_ids)
+        run = self._run(request)
+        run.publish(messages)
+        return run.finish()
+
+    def _run(self, request: CancelRequest) -> _Run:
+        return _Run(self._executor, self._messages, self._events, request)
+
+
+@dataclass
+class _Run:
+    """One cancel request in flight. Its state is touched by the calling thread only: futures
+    are collected in `_pending` with what to do once each is done."""
+
+    executor: Executor
+    messages: MessagesTable
+    events: CancelEventPublisher
+    request: CancelRequest
+    _pending: dict[Future[Any], Callable[[Future[Any]], None]] = field(default_factory=dict)
+    _read: list[ProcessingMessage] = field(default_factory=list)
+    _outcomes: dict[str, WriteOutcome] = field(default_factory=dict)
+    _rejected: int = 0
+    _read_failed: bool = False
+
+    def read_pages(self, first: Future[MessagePage], next_page: Callable[[PageKey], MessagePage]) -> None:
+        def on_page(done: Future[Any]) -> None:
+            try:
+                page: MessagePage = done.result()
+            except DependencyUnavailable:
+                self._read_failed = True  # what was read so far is still cancelled
+                return
+            if page.next_key is not None:
+                self._then(self.executor.submit(next_page, page.next_key), on_page)
+            self.publish(page.messages)
+
+        self._then(first, on_page)
+
+    def publish(self, messages: Sequence[ProcessingMessage]) -> None:
+        self._read.extend(messages)
+        for start in range(0, len(messages), MAX_ENTRIES_PER_CALL):
+            batch = messages[start : start + MAX_ENTRIES_PER_CALL]
+            published = self.executor.submit(self.events.publish_batch, batch, self.request)
+            self._then(published, self._write_accepted)
+
+    def _write_accepted(self, done: Future[Any]) -> None:
+        batch: PublishedBatch = done.result()
+        self._rejected += len(batch.rejected)
+        for message in batch.accepted:
+            write = self.executor.submit(self.messages.cancel_one, message, self.request)
+            self._then(write, partial(self._record, message.id))
+
+    def _record(self, message_id: str, written: Future[Any]) -> None:
+        self._outcomes[message_id] = written.result()
+
+    def _then(self, future: Future[Any], callback: Callable[[Future[Any]], None]) -> None:
+        self._pending[future] = callback
+
+    def finish(self) -> CancelResult:
+        """Wait for every call, reacting to each as it completes; the result, or the failure with
+        what was cancelled before it."""
+        while self._pending:
+            done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._pending.pop(future)(future)
+        cancelled = tuple(m.id for m in self._read if self._outcomes.get(m.id) is WriteOutcome.CANCELLED)
+        finished = [m.id for m in self._read if self._outcomes.get(m.id) is WriteOutcome.ALREADY_FINISHED]
+        if finished:
+            logger.info("messages finished before they could be cancelled", extra={"message_ids": finished})
+        failed_writes = any(outcome is WriteOutcome.FAILED for outcome in self._outcomes.values())
+        if self._rejected or failed_writes or self._read_failed:
+            dependency = "eventbridge" if self._rejected else "dynamodb"
+            raise DependencyUnavailable(dependency, cancelled_ids=cancelled)
+        return CancelResult(cancelled)

@@ -8,12 +8,13 @@ otherwise add to the cold start of the HTTP function, which never uses them.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
 
-from cancel_service.adapters.aws import CLIENT_CONFIG, STOP_EXECUTION_CONFIG
+from cancel_service.adapters.aws import CALL_CONCURRENCY, CLIENT_CONFIG, STOP_EXECUTION_CONFIG
 from cancel_service.adapters.cancel_events import CancelEventPublisher
 from cancel_service.adapters.clerk import JwksCache, KeySource, SessionTokenVerifier, StaticKey
 from cancel_service.adapters.messages import MessagesTable
@@ -48,12 +49,18 @@ def _projects() -> ProjectsTable:
     return ProjectsTable(store_config().projects_table, _dynamodb())
 
 
+# The container's executor for AWS calls. Creating it starts no thread: they start on first use
+# and are reused by every later invocation of the container.
+_AWS_CALLS = ThreadPoolExecutor(max_workers=CALL_CONCURRENCY, thread_name_prefix="aws-call")
+
+
 @cache
 def cancel_service() -> CancelService:
     return CancelService(
         projects=_projects(),
         messages=_messages(),
         events=CancelEventPublisher(store_config().event_bus_name, _events()),
+        executor=_AWS_CALLS,
     )
 
 

@@ -1,11 +1,13 @@
-"""Shared botocore settings for every AWS client of the service."""
+"""Shared botocore settings for every AWS client of the service, and the bound on calls in flight."""
 
 from __future__ import annotations
 
 from botocore.config import Config
 
-# Parallel conditional updates share one connection pool: keep it larger than the worker count.
-UPDATE_CONCURRENCY = 8
+# The most AWS calls one container has in flight at once (the cancel core's executor): the one
+# place this bound is named. Each client's connection pool holds as many connections, so no call
+# ever waits for a free one.
+CALL_CONCURRENCY = 32
 
 # Standard retry mode backs off on throttles and transient errors; timeouts stay well inside the
 # API Gateway integration limit so a slow dependency becomes a 503 rather than a gateway timeout.
@@ -13,7 +15,7 @@ CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
     connect_timeout=2,
     read_timeout=5,
-    max_pool_connections=UPDATE_CONCURRENCY + 2,
+    max_pool_connections=CALL_CONCURRENCY,
 )
 
 # StopExecution has a small per-account token bucket that a bulk cancel can drain in seconds:

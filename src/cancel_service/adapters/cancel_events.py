@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cancel_service.models import CancelRequest, ProcessingMessage
-from cancel_service.observability import logger, tracer
+from cancel_service.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -24,7 +24,9 @@ MAX_ENTRIES_PER_CALL = 10  # PutEvents' own limit
 
 
 @dataclass(frozen=True, slots=True)
-class PublishOutcome:
+class PublishedBatch:
+    """Which messages of one batch EventBridge accepted, and which it did not (after retries)."""
+
     accepted: tuple[ProcessingMessage, ...]
     rejected: tuple[ProcessingMessage, ...]
 
@@ -66,23 +68,8 @@ class CancelEventPublisher:
         self._base_delay = base_delay
         self._sleep = sleep
 
-    @tracer.capture_method
-    def publish(self, messages: Sequence[ProcessingMessage], request: CancelRequest) -> PublishOutcome:
-        accepted: list[ProcessingMessage] = []
-        for start in range(0, len(messages), MAX_ENTRIES_PER_CALL):
-            batch = messages[start : start + MAX_ENTRIES_PER_CALL]
-            batch_accepted, batch_rejected = self._publish_batch(batch, request)
-            accepted.extend(batch_accepted)
-            if batch_rejected:
-                # EventBridge is failing: stop here; the caller keeps what was accepted and retries.
-                return PublishOutcome(
-                    tuple(accepted), tuple(batch_rejected) + tuple(messages[start + len(batch) :])
-                )
-        return PublishOutcome(tuple(accepted), ())
-
-    def _publish_batch(
-        self, batch: Sequence[ProcessingMessage], request: CancelRequest
-    ) -> tuple[list[ProcessingMessage], list[ProcessingMessage]]:
+    def publish_batch(self, batch: Sequence[ProcessingMessage], request: CancelRequest) -> PublishedBatch:
+        """Publish up to MAX_ENTRIES_PER_CALL events; entries that failed are retried, then reported."""
         accepted: list[ProcessingMessage] = []
         pending = list(batch)
         for attempt in range(self._attempts):
@@ -113,7 +100,7 @@ class CancelEventPublisher:
             pending = still_pending
             if not pending:
                 break
-        return accepted, pending
+        return PublishedBatch(tuple(accepted), tuple(pending))
 
     def _entry(self, message: ProcessingMessage, request: CancelRequest) -> PutEventsRequestEntryTypeDef:
         return {

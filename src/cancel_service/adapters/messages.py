@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cancel_service.adapters.aws import UPDATE_CONCURRENCY
 from cancel_service.errors import DependencyUnavailable
 from cancel_service.models import CancelRequest, ProcessingMessage
 from cancel_service.observability import logger, tracer
@@ -65,15 +62,6 @@ class ConditionalUpdate:
     item: dict[str, AttributeValueTypeDef]
 
 
-@dataclass(frozen=True, slots=True)
-class CancelWrites:
-    """Outcome of the conditional writes, by message id."""
-
-    cancelled_ids: tuple[str, ...]
-    already_finished_ids: tuple[str, ...]
-    failed_ids: tuple[str, ...]
-
-
 def _to_message(item: dict[str, AttributeValueTypeDef]) -> ProcessingMessage:
     arn = item.get("executionArn", {}).get("S")
     return ProcessingMessage(
@@ -88,17 +76,6 @@ class MessagesTable:
     def __init__(self, table_name: str, client: DynamoDBClient) -> None:
         self._table_name = table_name
         self._client = client
-
-    @tracer.capture_method
-    def processing_in_project(self, project_id: str) -> Iterator[ProcessingMessage]:
-        """Every processing message of the project, across conversations, page by page."""
-        start_key: PageKey | None = None
-        while True:
-            page = self.processing_in_project_page(project_id, start_key)
-            yield from page.messages
-            if page.next_key is None:
-                return
-            start_key = page.next_key
 
     def processing_in_project_page(
         self, project_id: str, start_key: PageKey | None, limit: int | None = None
@@ -235,22 +212,9 @@ class MessagesTable:
             raise DependencyUnavailable("dynamodb") from error
         return ConditionalUpdate(applied=True, item=response.get("Attributes", {}))
 
-    @tracer.capture_method
-    def mark_cancelled(self, messages: Sequence[ProcessingMessage], request: CancelRequest) -> CancelWrites:
-        """Move each message to cancelled only if it is still processing, a bounded number at a time."""
-        by_outcome: dict[WriteOutcome, list[str]] = {outcome: [] for outcome in WriteOutcome}
-        with ThreadPoolExecutor(max_workers=UPDATE_CONCURRENCY) as pool:
-            for message, outcome in zip(
-                messages, pool.map(lambda message: self._cancel_one(message, request), messages), strict=True
-            ):
-                by_outcome[outcome].append(message.id)
-        return CancelWrites(
-            cancelled_ids=tuple(by_outcome[WriteOutcome.CANCELLED]),
-            already_finished_ids=tuple(by_outcome[WriteOutcome.ALREADY_FINISHED]),
-            failed_ids=tuple(by_outcome[WriteOutcome.FAILED]),
-        )
-
-    def _cancel_one(self, message: ProcessingMessage, request: CancelRequest) -> WriteOutcome:
+    def cancel_one(self, message: ProcessingMessage, request: CancelRequest) -> WriteOutcome:
+        """Move the message to cancelled if it is still processing; a failed write is an outcome,
+        not an error, so that one failure does not hide the outcomes of the others."""
         try:
             written = self._update_if(
                 message.id,
