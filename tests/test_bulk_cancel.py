@@ -8,8 +8,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from agent_scene import BudgetContext, eventbridge_event, matches, rule_pattern
+from agent_scene import BudgetContext, Route, eventbridge_event, matches, rule_pattern
 
+from cancel_service import bulk
 from cancel_service.errors import DependencyUnavailable
 from cancel_service.handlers import bulk_cancel
 from cancel_service.models import utc_timestamp
@@ -207,7 +208,118 @@ def test_a_large_bulk_continues_until_none_is_left_and_none_is_reported_twice(
     print(f"{count}-message bulk: {invocations} invocations, {time.monotonic() - started:.1f} s")
 
 
-def test_a_failing_dependency_fails_the_invocation_so_lambda_retries_it(scene, monkeypatch):
+@pytest.fixture
+def reports(store: Store):
+    """The `Bulk Cancel Completed` events the bulk function publishes."""
+    queue_url = store.sqs.create_queue(QueueName="bulk-reports")["QueueUrl"]
+    store.events.put_rule(
+        Name="bulk-reports",
+        EventBusName=BUS_NAME,
+        EventPattern=json.dumps({"source": ["app.messages.bulk"], "detail-type": ["Bulk Cancel Completed"]}),
+    )
+    store.events.put_targets(
+        Rule="bulk-reports",
+        EventBusName=BUS_NAME,
+        Targets=[{"Id": "queue", "Arn": "arn:aws:sqs:us-east-1:123456789012:bulk-reports"}],
+    )
+    return lambda: [event["detail"] for event in Route(store.sqs, queue_url).take()]
+
+
+@pytest.fixture
+def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk, "RETRY_DELAY_SECONDS", 0.0)
+
+
+def test_a_finished_bulk_reports_its_counts_once(scene, reports):
+    scene.put_message("late", project_id="p1", status="completed")
+    answer = bulk_cancel.handler(
+        bulk_event({"projectIds": ["p1", "p3"], "bulkId": "b-1", "reason": "cleanup"}), roomy_context()
+    )
+
+    (report,) = reports()
+    assert answer["outcome"] == "finished"
+    assert report == {
+        "bulkId": "b-1",
+        "selector": {"projectIds": ["p1", "p3"], "projectCount": 2},
+        "dryRun": False,
+        "outcome": "finished",
+        "selected": 3,
+        "cancelled": 3,
+        "alreadyFinished": 0,
+        "failed": 0,
+        "invocations": 1,
+        "startedAt": report["startedAt"],
+        "finishedAt": report["finishedAt"],
+    }
+    assert report["startedAt"] <= report["finishedAt"]
+
+
+def test_a_dry_run_counts_and_changes_nothing(scene, reports):
+    answer = bulk_cancel.handler(bulk_event({"ownerId": OWNER_A, "dryRun": True}), roomy_context())
+
+    assert answer["messageIds"] == []
+    assert statuses(scene) == UNCHANGED
+    assert [e for e in scene.published() if e["detail-type"] == "Message Cancel Requested"] == []
+    (report,) = reports()
+    assert (report["dryRun"], report["outcome"], report["selected"], report["cancelled"]) == (
+        True,
+        "finished",
+        3,
+        0,
+    )
+
+
+def test_a_bulk_stops_at_its_cap_and_says_so(store, reports):
+    put_processing_messages(store, 250, ["p1"])
+
+    answer = bulk_cancel.handler(bulk_event({"olderThanSeconds": 3600, "maxMessages": 120}), roomy_context())
+
+    assert len(answer["messageIds"]) == 120
+    statuses_now = [store.status(f"m{n:05d}") for n in range(250)]
+    assert statuses_now.count("cancelled") == 120
+    (report,) = reports()
+    assert (report["outcome"], report["cancelled"], report["selected"]) == ("capped", 120, 120)
+
+
+def test_a_cap_holds_across_continuations(store, route, reports):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
+    put_processing_messages(store, 300, ["p1"])
+
+    first = bulk_cancel.handler(
+        bulk_event({"projectIds": ["p1"], "maxMessages": 150}), BudgetContext(remaining_ms=15_000, step_ms=0)
+    )
+    (continuation,) = continuations.take()
+    second = bulk_cancel.handler(continuation, roomy_context())
+
+    assert (len(first["messageIds"]), len(second["messageIds"])) == (100, 50)
+    (report,) = reports()
+    assert (report["outcome"], report["cancelled"], report["invocations"]) == ("capped", 150, 2)
+
+
+def test_a_bulk_whose_writes_keep_failing_gives_up_and_reports_why(
+    scene, monkeypatch, reports, no_retry_delay
+):
+    clients = install(monkeypatch)
+    bulk_cancel.handler(bulk_event({"projectIds": ["nothing-here"]}), roomy_context())  # builds the clients
+    reports()
+
+    def throttled(**kwargs):
+        raise client_error("ProvisionedThroughputExceededException", "UpdateItem")
+
+    clients["dynamodb"].intercept["update_item"] = throttled
+
+    answer = bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}), roomy_context())
+
+    assert answer["outcome"] == "failed"
+    (report,) = reports()
+    assert (report["outcome"], report["error"]) == ("failed", "dynamodb unavailable")
+    assert (report["selected"], report["cancelled"], report["failed"]) == (2, 0, 2)
+    assert scene.status("a1") == "processing"
+
+
+def test_when_not_even_the_report_can_be_published_the_invocation_fails_for_lambda_to_retry(
+    scene, monkeypatch, no_retry_delay
+):
     clients = install(monkeypatch)
     bulk_cancel.handler(bulk_event({"projectIds": ["nothing-here"]}), roomy_context())  # builds the clients
 
@@ -221,9 +333,12 @@ def test_a_failing_dependency_fails_the_invocation_so_lambda_retries_it(scene, m
     assert scene.status("a1") == "processing"  # no event accepted: nothing cancelled
 
 
-def test_a_continuation_that_cannot_be_published_fails_the_invocation(store, monkeypatch):
+def test_a_continuation_that_cannot_be_published_ends_the_bulk_as_failed(
+    store, monkeypatch, reports, no_retry_delay
+):
     clients = install(monkeypatch)
     bulk_cancel.handler(bulk_event({"projectIds": ["nothing-here"]}), roomy_context())  # builds the clients
+    reports()
     put_processing_messages(store, 150, ["p1"])
     events = clients["events"]
 
@@ -234,32 +349,42 @@ def test_a_continuation_that_cannot_be_published_fails_the_invocation(store, mon
 
     events.intercept["put_events"] = continuation_refused
 
-    with pytest.raises(DependencyUnavailable):
-        # Time for one page only: the second page must go to a continuation.
-        bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}), BudgetContext(remaining_ms=15_000, step_ms=0))
-    statuses = [store.status(f"m{n:05d}") for n in range(150)]
-    assert statuses.count("cancelled") == 100  # the first page stays cancelled; a retry does the rest
+    # Time for one page only: the second page must go to a continuation.
+    bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}), BudgetContext(remaining_ms=15_000, step_ms=0))
+
+    statuses_now = [store.status(f"m{n:05d}") for n in range(150)]
+    assert statuses_now.count("cancelled") == 100  # the first page stays cancelled
+    (report,) = reports()
+    assert (report["outcome"], report["cancelled"], report["error"]) == (
+        "failed",
+        100,
+        "eventbridge unavailable",
+    )
 
 
 # --- positions: honoured only on the service's own continuations, and only where they narrow ---------
 
 FAR_FUTURE_CUTOFF = "9999-12-31T23:59:59.999Z"
+PROGRESS = {"startedAt": LONG_AGO, "selector": {"ownerId": OWNER_A}, "invocations": 1}
 
 
 def statuses(store: Store) -> dict[str, str]:
     return {message_id: store.status(message_id) for message_id in ALL_IDS}
 
 
+UNCHANGED = {message_id: BEFORE.get(message_id, "processing") for message_id in ALL_IDS}
+
+
 def test_a_position_from_another_source_is_refused_and_changes_nothing(scene, lambda_context, log_lines):
     scene.put_message("future", project_id="p1", updated_at="2099-01-01T00:00:00.000Z")
-    before = statuses(scene)
 
     answer = bulk_cancel.handler(
-        bulk_event({"olderThanSeconds": 60, "cursor": {"cutoff": FAR_FUTURE_CUTOFF}}), lambda_context
+        bulk_event({"olderThanSeconds": 60, "cursor": {"cutoff": FAR_FUTURE_CUTOFF, "progress": PROGRESS}}),
+        lambda_context,
     )
 
     assert answer == {"accepted": False}
-    assert statuses(scene) == before
+    assert statuses(scene) == UNCHANGED
     assert scene.status("future") == "processing"
     assert scene.published() == []
     assert any("rejected" in line["message"] for line in log_lines())
@@ -267,39 +392,45 @@ def test_a_position_from_another_source_is_refused_and_changes_nothing(scene, la
 
 def test_a_continuation_may_not_move_the_cutoff_later(scene, lambda_context):
     scene.put_message("future", project_id="p1", updated_at="2099-01-01T00:00:00.000Z")
-    before = statuses(scene)
 
     answer = bulk_cancel.handler(
         bulk_event(
-            {"olderThanSeconds": 60, "cursor": {"cutoff": FAR_FUTURE_CUTOFF}}, source="app.messages.bulk"
+            {"olderThanSeconds": 60, "cursor": {"cutoff": FAR_FUTURE_CUTOFF, "progress": PROGRESS}},
+            source="app.messages.bulk",
         ),
         lambda_context,
     )
 
     assert answer == {"accepted": False}
-    assert statuses(scene) == before
+    assert statuses(scene) == UNCHANGED
     assert scene.status("future") == "processing"
 
 
-def test_an_owner_continuation_cannot_reach_another_owners_project(scene, lambda_context):
+def test_an_owner_continuation_cannot_reach_another_owners_project(scene):
     answer = bulk_cancel.handler(
-        bulk_event({"ownerId": OWNER_A, "cursor": {"projectIds": ["p3", "p1"]}}, source="app.messages.bulk"),
-        lambda_context,
+        bulk_event(
+            {"ownerId": OWNER_A, "cursor": {"projectId": "p3", "progress": PROGRESS}},
+            source="app.messages.bulk",
+        ),
+        roomy_context(),
     )
 
     assert answer["accepted"] is True
-    assert sorted(answer["messageIds"]) == ["a1", "a3"]  # p1 is the owner's; p3 is not
-    assert scene.status("c1") == "processing"
+    assert "c1" not in answer["messageIds"]
+    assert scene.status("c1") == "processing"  # p3 is another owner's
 
 
-def test_a_continuation_naming_only_foreign_projects_cancels_nothing(scene, lambda_context):
+def test_an_owner_continuation_resumes_with_the_owners_projects_after_its_position(scene):
     answer = bulk_cancel.handler(
-        bulk_event({"ownerId": OWNER_A, "cursor": {"projectIds": ["p3"]}}, source="app.messages.bulk"),
-        lambda_context,
+        bulk_event(
+            {"ownerId": OWNER_A, "cursor": {"projectId": "p1", "progress": PROGRESS}},
+            source="app.messages.bulk",
+        ),
+        roomy_context(),
     )
 
-    assert answer == {"accepted": True, "messageIds": [], "continued": False}
-    assert statuses(scene) == {message_id: BEFORE.get(message_id, "processing") for message_id in ALL_IDS}
+    assert sorted(answer["messageIds"]) == ["a1", "a3", "b1"]  # p1 (resumed), then p2
+    assert scene.status("c1") == "processing"
 
 
 def project_key(message_id: str, project_id: str, status: str = "processing") -> dict:
@@ -328,7 +459,9 @@ def project_key(message_id: str, project_id: str, status: str = "processing") ->
     ],
 )
 def test_a_tampered_page_key_is_refused_not_retried(scene, lambda_context, cursor):
-    event = bulk_event({"projectIds": ["p1"], "cursor": cursor}, source="app.messages.bulk")
+    event = bulk_event(
+        {"projectIds": ["p1"], "cursor": {**cursor, "progress": PROGRESS}}, source="app.messages.bulk"
+    )
 
     answer = bulk_cancel.handler(event, lambda_context)  # returns: no exception for Lambda to retry
 
@@ -337,21 +470,20 @@ def test_a_tampered_page_key_is_refused_not_retried(scene, lambda_context, curso
     assert scene.published() == []
 
 
+AGE_KEY_AFTER_CUTOFF = {"id": {"S": "a1"}, "status": {"S": "processing"}, "updatedAt": {"S": RECENTLY}}
+
+
 @pytest.mark.parametrize(
-    "detail",
+    "cursor",
     [
-        {"olderThanSeconds": 3600, "cursor": {"cutoff": LONG_AGO, "startKey": project_key("a1", "p1")}},
-        {
-            "olderThanSeconds": 3600,
-            "cursor": {
-                "cutoff": LONG_AGO,
-                "startKey": {"id": {"S": "a1"}, "status": {"S": "processing"}, "updatedAt": {"S": RECENTLY}},
-            },
-        },
+        {"cutoff": LONG_AGO, "startKey": project_key("a1", "p1")},
+        {"cutoff": LONG_AGO, "startKey": AGE_KEY_AFTER_CUTOFF},
     ],
     ids=["key-of-another-index", "key-after-the-cutoff"],
 )
-def test_an_age_position_must_stay_before_its_cutoff(scene, lambda_context, detail):
+def test_an_age_position_must_stay_before_its_cutoff(scene, lambda_context, cursor):
+    detail = {"olderThanSeconds": 3600, "cursor": {**cursor, "progress": PROGRESS}}
+
     answer = bulk_cancel.handler(bulk_event(detail, source="app.messages.bulk"), lambda_context)
 
     assert answer == {"accepted": False}
@@ -370,7 +502,8 @@ def test_a_bulk_id_is_the_request_id_of_its_events_and_writes(scene):
     answer = bulk_cancel.handler(bulk_event({"projectIds": ["p1"], "bulkId": "nightly-42"}), roomy_context())
 
     assert sorted(answer["messageIds"]) == ["a1", "a3"]
-    assert {event["detail"]["requestId"] for event in scene.published()} == {"nightly-42"}
+    cancel_events = [e for e in scene.published() if e["detail-type"] == "Message Cancel Requested"]
+    assert {event["detail"]["requestId"] for event in cancel_events} == {"nightly-42"}
     assert scene.message("a1")["cancelRequestId"] == "nightly-42"
 
 
@@ -394,26 +527,39 @@ def entry_size(entry: dict) -> int:
     return sum(len(entry.get(name, "").encode()) for name in ("Source", "DetailType", "Detail"))
 
 
-def test_a_large_projects_bulk_continues_in_events_under_the_entry_limit(store, route, monkeypatch):
+def test_a_large_projects_bulk_continues_in_events_under_the_entry_limit(store, route, monkeypatch, reports):
     continuations = route("BulkCancelFunction", "BulkCancelRequested")
     clients = install(monkeypatch)
-    # About 245 KB of project ids: the largest request EventBridge would carry.
-    project_ids = [f"{n:04d}".ljust(120, "x") for n in range(2_000)]
+    # As large a request as EventBridge carries (each id takes 123 bytes in the JSON list).
+    project_ids = [f"{n:04d}".ljust(120, "x") for n in range((256 * 1024 - 200) // 123)]
     first, last = project_ids[0], project_ids[-1]
     put_processing_messages(store, 150, [first])
     store.put_message("last-one", project_id=last, updated_at=LONG_AGO)
     request = bulk_event({"projectIds": project_ids})
-    assert 240_000 < len(json.dumps(request["detail"])) < 256 * 1024
+    request_entry = {
+        "Source": "app.admin",
+        "DetailType": "Bulk Cancel Requested",
+        "Detail": json.dumps(request["detail"], separators=(",", ":")),
+    }
+    assert 256 * 1024 - 1024 < entry_size(request_entry) < 256 * 1024
 
-    # Time for one page only: the rest, nearly the whole request, goes to continuations.
-    answer = bulk_cancel.handler(request, BudgetContext(remaining_ms=25_000, step_ms=10_000))
-    reported: list[str] = list(answer["messageIds"])
+    # Time for one page only: the rest (the whole list, its position and progress) does not fit
+    # in one event yet, so the invocation goes on until it does, then continues.
+    first_answer = bulk_cancel.handler(request, BudgetContext(remaining_ms=25_000, step_ms=10_000))
+    queried = {
+        call["ExpressionAttributeValues"][":project"]["S"]
+        for op, call in clients["dynamodb"].calls
+        if op == "query"
+    }
+    assert first_answer["continued"]
+    assert len(queried) > 2, "the rest was handed off before it fitted"
+    reported: list[str] = list(first_answer["messageIds"])
     pending = continuations.take()
-    assert len(pending) >= 2, "the rest was not split"
     while pending:
+        assert len(pending) == 1  # one chain: one continuation at a time
         answer = bulk_cancel.handler(pending.pop(), roomy_context())
-        assert not answer["continued"]
         reported.extend(answer["messageIds"])
+        pending.extend(continuations.take())
 
     assert sorted(reported) == sorted({f"m{n:05d}" for n in range(150)} | {"last-one"})
     sizes = [
@@ -421,7 +567,13 @@ def test_a_large_projects_bulk_continues_in_events_under_the_entry_limit(store, 
         for operation, call in clients["events"].calls
         if operation == "put_events"
         for entry in call["Entries"]
-        if entry["DetailType"] == "Bulk Cancel Requested"
+        if entry["Source"] == "app.messages.bulk"
     ]
-    assert sizes, "the bulk never continued"
+    assert len(sizes) == 2  # one continuation, one report
     assert max(sizes) < 256 * 1024
+    (report,) = reports()
+    assert (report["cancelled"], report["invocations"], report["selector"]["projectCount"]) == (
+        151,
+        2,
+        len(project_ids),
+    )

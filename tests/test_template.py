@@ -217,6 +217,7 @@ def test_stop_function_may_only_stop_executions_of_the_agent(cfn):
 
 def test_bulk_function_queries_only_its_indexes_and_publishes_only_its_sources(cfn):
     assert actions(cfn, "BulkCancelFunction") == {
+        "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
         "events:PutEvents",
@@ -224,12 +225,13 @@ def test_bulk_function_queries_only_its_indexes_and_publishes_only_its_sources(c
     }
     sids = by_sid(cfn, "BulkCancelFunction")
     assert sids["ReadOwnersProjects"]["Resource"] == index_arn("ProjectsTable", "byOwner")
+    assert sids["CheckOwnerOfResumedProject"]["Resource"] == {"Fn::GetAtt": ["ProjectsTable", "Arn"]}
     assert sids["ReadProcessingMessages"]["Resource"] == [
         index_arn("MessagesTable", "byProjectAndStatus"),
         index_arn("MessagesTable", "byStatusAndUpdatedAt"),
     ]
     assert sids["CancelMessages"]["Resource"] == {"Fn::GetAtt": ["MessagesTable", "Arn"]}
-    publish = sids["PublishCancelAndContinuationEvents"]
+    publish = sids["PublishCancelContinuationAndReportEvents"]
     assert publish["Resource"] == {"Fn::GetAtt": ["CancelBus", "Arn"]}
     assert publish["Condition"] == {"StringEquals": {"events:source": ["app.messages", "app.messages.bulk"]}}
 

@@ -1,31 +1,41 @@
 """Bulk cancels: which messages a bulk selects, read page by page from indexes, each page
-cancelled by the one cancel core, and the rest continued when the invocation runs out of time.
+cancelled by the one cancel core, continued when an invocation runs short of time, and reported
+once when the bulk ends.
 
-A continuation is the selection narrowed to what is left (the projects left, or the age cutoff
-fixed by the first invocation) plus a position inside it (the next page's start key), so no page
-is read twice and no message reported twice; a message cancelled meanwhile by someone else simply
-fails the core's conditional write. A position is honoured only on the service's own
-continuations and only where it narrows the selection: anything else is refused, not retried.
+A bulk is one chain of invocations. Each continuation is the selection narrowed to what is left
+plus a position inside it (the next page's start key) and the running totals, so no page is read
+twice, no message reported twice, and the last invocation knows the whole bulk's counts for its
+`Bulk Cancel Completed` report. A continuation is handed off only once it fits in one event: a
+selection too large for that (a long project list, nearly at EventBridge's limit) shrinks page by
+page until it does. A position is honoured only on the service's own continuations and only where
+it narrows the selection: anything else is refused, not retried.
+
+A dependency that keeps failing after the clients' and this module's retries makes the bulk give
+up: it reports `failed` with the reason, and what it cancelled stays cancelled.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, Literal, TypeVar
 
-from cancel_service.adapters.bulk_events import BulkContinuationPublisher
+from cancel_service.adapters.bulk_events import BulkEventPublisher
 from cancel_service.adapters.messages import MessagesTable, PageKey
 from cancel_service.adapters.projects import ProjectsTable
 from cancel_service.cancel import CancelService
-from cancel_service.errors import InvalidBulkRequest
+from cancel_service.errors import DependencyUnavailable, InvalidBulkRequest
 from cancel_service.event_models import (
     AgePageKey,
     AgePosition,
     BulkByOwner,
     BulkByProjects,
     BulkOlderThan,
+    BulkProgress,
     BulkSelection,
     OwnerPosition,
     ProjectPageKey,
@@ -38,20 +48,77 @@ from cancel_service.observability import logger
 BULK_REQUESTER = "system:bulk"
 # Messages read and cancelled per step: small enough that one step ends well within the margin.
 PAGE_SIZE = 100
+# Projects of an owner listed per read of the owner index.
+OWNER_PROJECTS_PAGE = 100
 # Below this much remaining time no new page is started; the rest is handed to a continuation.
 SAFETY_MARGIN_MS = 20_000
-# A continuation's detail stays well under EventBridge's 256 KB entry limit (which also counts
-# source and detail type); a larger rest is split over several continuations.
-MAX_CONTINUATION_DETAIL_BYTES = 200_000
+# EventBridge's entry limit is 256 KB for source, detail type and detail together.
+MAX_CONTINUATION_DETAIL_BYTES = 256 * 1024 - 1024
+# A failing read or cancel is tried this often (after the clients' own retries) before giving up.
+STEP_ATTEMPTS = 3
+RETRY_DELAY_SECONDS = 1.0
+# How many of a bulk's project ids its report names (the count is always there).
+REPORTED_PROJECT_IDS = 20
 
-# One page of messages to cancel, and the selection left after it (None: nothing left).
-Step = tuple[tuple[ProcessingMessage, ...], BulkSelection | None]
+Outcome = Literal["finished", "capped", "failed"]
+Rest = Callable[[BulkProgress], BulkSelection]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class BulkProgress:
+class Step:
+    """One page of messages, and the selection left after it (None: nothing is left)."""
+
+    messages: tuple[ProcessingMessage, ...]
+    rest: Rest | None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRun:
+    """What one invocation did: the messages it cancelled, and how the bulk goes on."""
+
     cancelled_ids: tuple[str, ...]
     continued: bool
+    outcome: Outcome | None = None  # set when the bulk ended in this invocation
+
+
+@dataclass
+class _Totals:
+    selected: int
+    cancelled: int
+    already_finished: int
+    failed: int
+
+    @classmethod
+    def of(cls, progress: BulkProgress) -> _Totals:
+        return cls(progress.selected, progress.cancelled, progress.already_finished, progress.failed)
+
+
+@dataclass
+class _Invocation:
+    selection: BulkSelection
+    progress: BulkProgress
+    request: CancelRequest
+    totals: _Totals
+    cancelled_ids: list[str] = field(default_factory=list)
+
+    def remaining_quota(self) -> int:
+        """Messages the cap still allows in this bulk (counted as selected for a dry run)."""
+        cap = self.selection.max_messages
+        if cap is None:
+            return PAGE_SIZE
+        done = self.totals.selected if self.selection.dry_run else self.totals.cancelled
+        return max(0, min(PAGE_SIZE, cap - done))
+
+    def current_progress(self) -> BulkProgress:
+        return self.progress.model_copy(
+            update={
+                "selected": self.totals.selected,
+                "cancelled": self.totals.cancelled,
+                "already_finished": self.totals.already_finished,
+                "failed": self.totals.failed,
+            }
+        )
 
 
 class BulkCancelService:
@@ -60,15 +127,17 @@ class BulkCancelService:
         projects: ProjectsTable,
         messages: MessagesTable,
         cancel_service: CancelService,
-        continuations: BulkContinuationPublisher,
+        events: BulkEventPublisher,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._projects = projects
         self._messages = messages
         self._cancel_service = cancel_service
-        self._continuations = continuations
+        self._events = events
         self._clock = clock
+        self._sleep = sleep
 
     def run(
         self,
@@ -77,37 +146,115 @@ class BulkCancelService:
         remaining_ms: Callable[[], int],
         *,
         continuation: bool,
-    ) -> BulkProgress:
-        """Cancel what the selection matches until done or time runs short, then continue it.
+    ) -> BulkRun:
+        """Go on with the bulk until it ends or time runs short, then continue it or report it.
 
         `continuation`: the event is one of this service's own continuations (only those may
         carry a position). At least one page is handled per invocation, so every continuation
-        makes progress. Raises InvalidBulkRequest for a position that would widen the selection.
+        makes progress. Raises InvalidBulkRequest for a position it may not honour.
         """
-        checked = self._checked(selection.model_copy(update={"bulk_id": bulk_id}), continuation)
-        if checked is None:
-            return BulkProgress((), continued=False)
-        request = CancelRequest(
-            request_id=bulk_id,
-            requested_by=BULK_REQUESTER,
-            reason=checked.reason,
-            requested_at=utc_timestamp(self._clock()),
+        selection = self._checked(selection.model_copy(update={"bulk_id": bulk_id}), continuation)
+        now = self._clock()
+        progress = (
+            selection.cursor.progress
+            if selection.cursor is not None
+            else BulkProgress(startedAt=utc_timestamp(now), selector=_selector(selection))
         )
-        cancelled: list[str] = []
-        for messages, rest in self._steps(checked):
-            cancelled.extend(self._cancel_service.cancel(messages, request).cancelled_ids)
-            if rest is not None and remaining_ms() < SAFETY_MARGIN_MS:
-                details = split_to_fit(rest)
-                self._continuations.publish(details)
-                logger.info(
-                    "bulk continues in new invocations",
-                    extra={"cancelled_count": len(cancelled), "continuations": len(details)},
-                )
-                return BulkProgress(tuple(cancelled), continued=True)
-        return BulkProgress(tuple(cancelled), continued=False)
+        progress = progress.model_copy(update={"invocations": progress.invocations + 1})
+        run = _Invocation(
+            selection,
+            progress,
+            CancelRequest(
+                request_id=bulk_id,
+                requested_by=BULK_REQUESTER,
+                reason=selection.reason,
+                requested_at=utc_timestamp(now),
+            ),
+            _Totals.of(progress),
+        )
+        try:
+            return self._go_on(run, remaining_ms)
+        except DependencyUnavailable as error:
+            logger.warning("bulk gives up", extra={"dependency": error.dependency})
+            self._report(run, "failed", f"{error.dependency} unavailable")
+            return BulkRun(tuple(run.cancelled_ids), continued=False, outcome="failed")
 
-    def _checked(self, selection: BulkSelection, continuation: bool) -> BulkSelection | None:
-        """The selection with its position narrowed to what it may continue (None: nothing left)."""
+    def _go_on(self, run: _Invocation, remaining_ms: Callable[[], int]) -> BulkRun:
+        for step in self._steps(run.selection, run.remaining_quota):
+            self._handle(step.messages, run)
+            if run.remaining_quota() == 0:
+                return self._ended(run, "capped")
+            if step.rest is None:
+                break
+            if remaining_ms() < SAFETY_MARGIN_MS:
+                detail = step.rest(run.current_progress()).model_dump(by_alias=True, exclude_none=True)
+                if len(json.dumps(detail, separators=(",", ":"))) <= MAX_CONTINUATION_DETAIL_BYTES:
+                    self._retrying(partial(self._events.publish_continuation, detail))
+                    logger.info("bulk continues in a new invocation", extra=_counts(run))
+                    return BulkRun(tuple(run.cancelled_ids), continued=True)
+                # Too large to hand off yet: each further page makes the rest smaller.
+        return self._ended(run, "finished")
+
+    def _ended(self, run: _Invocation, outcome: Outcome) -> BulkRun:
+        self._report(run, outcome)
+        return BulkRun(tuple(run.cancelled_ids), continued=False, outcome=outcome)
+
+    def _handle(self, messages: Sequence[ProcessingMessage], run: _Invocation) -> None:
+        run.totals.selected += len(messages)
+        if run.selection.dry_run:
+            return
+        pending = list(messages)
+        for attempt in range(STEP_ATTEMPTS):
+            try:
+                result = self._cancel_service.cancel(pending, run.request)
+            except DependencyUnavailable as error:
+                cancelled, finished = error.cancelled_ids, error.already_finished_ids
+                failure: DependencyUnavailable | None = error
+            else:
+                cancelled, finished, failure = result.cancelled_ids, result.already_finished_ids, None
+            run.cancelled_ids.extend(cancelled)
+            run.totals.cancelled += len(cancelled)
+            run.totals.already_finished += len(finished)
+            if failure is None:
+                return
+            done = {*cancelled, *finished}
+            pending = [message for message in pending if message.id not in done]
+            if attempt + 1 == STEP_ATTEMPTS:
+                run.totals.failed += len(pending)
+                raise failure
+            self._sleep(RETRY_DELAY_SECONDS * 2**attempt)
+
+    def _retrying(self, read: Callable[[], T]) -> T:
+        for attempt in range(STEP_ATTEMPTS - 1):
+            try:
+                return read()
+            except DependencyUnavailable:
+                self._sleep(RETRY_DELAY_SECONDS * 2**attempt)
+        return read()
+
+    def _report(self, run: _Invocation, outcome: Outcome, error: str | None = None) -> None:
+        progress = run.current_progress()
+        report: dict[str, Any] = {
+            "bulkId": run.request.request_id,
+            "selector": progress.selector,
+            "dryRun": run.selection.dry_run,
+            "outcome": outcome,
+            "selected": progress.selected,
+            "cancelled": progress.cancelled,
+            "alreadyFinished": progress.already_finished,
+            "failed": progress.failed,
+            "invocations": progress.invocations,
+            "startedAt": progress.started_at,
+            "finishedAt": utc_timestamp(self._clock()),
+        }
+        if error is not None:
+            report["error"] = error
+        self._events.publish_report(report)
+        logger.info("bulk ended", extra={"outcome": outcome, **_counts(run)})
+
+    # --- what a bulk selects, page by page --------------------------------------------------------
+
+    def _checked(self, selection: BulkSelection, continuation: bool) -> BulkSelection:
         if selection.cursor is None:
             return selection
         if not continuation:
@@ -116,111 +263,139 @@ class BulkCancelService:
             latest_cutoff = utc_timestamp(self._clock() - timedelta(seconds=selection.older_than_seconds))
             if selection.cursor.cutoff > latest_cutoff:
                 raise InvalidBulkRequest("the position's cutoff is later than the selection allows")
-        if isinstance(selection, BulkByOwner) and selection.cursor is not None:
-            return self._owned_only(selection, selection.cursor)
         return selection
 
-    def _owned_only(self, selection: BulkByOwner, position: OwnerPosition) -> BulkSelection | None:
-        """Only the owner's projects of a position are honoured (a project may also have changed
-        hands since the bulk began); the start key goes with its project."""
-        owned = set(self._projects.ids_owned_by(selection.owner_id))
-        kept = [project_id for project_id in position.project_ids if project_id in owned]
-        if len(kept) < len(position.project_ids):
-            logger.warning(
-                "bulk position names projects the owner does not own; they are skipped",
-                extra={"skipped_count": len(position.project_ids) - len(kept)},
-            )
-        if not kept:
-            return None
-        start_key = position.start_key if kept[0] == position.project_ids[0] else None
-        return selection.model_copy(update={"cursor": OwnerPosition(projectIds=kept, startKey=start_key)})
-
-    def _steps(self, selection: BulkSelection) -> Iterator[Step]:
+    def _steps(self, selection: BulkSelection, quota: Callable[[], int]) -> Iterator[Step]:
         if isinstance(selection, BulkOlderThan):
-            return self._older_than_steps(selection)
-        if isinstance(selection, BulkByProjects):
-            project_ids = list(dict.fromkeys(selection.project_ids))
-            start = selection.cursor.start_key if selection.cursor else None
-        elif selection.cursor is not None:
-            project_ids, start = selection.cursor.project_ids, selection.cursor.start_key
-        else:
-            project_ids, start = self._projects.ids_owned_by(selection.owner_id), None
-        return self._project_steps(selection, project_ids, page_key(start))
+            return self._older_than_steps(selection, quota)
+        if isinstance(selection, BulkByOwner):
+            return self._owner_steps(selection, quota)
+        return self._listed_project_steps(selection, quota)
 
-    def _project_steps(
-        self, selection: BulkByProjects | BulkByOwner, project_ids: list[str], start_key: PageKey | None
-    ) -> Iterator[Step]:
-        for index, project_id in enumerate(project_ids):
-            while True:
-                page = self._messages.processing_in_project_page(project_id, start_key, PAGE_SIZE)
-                start_key = page.next_key
-                left = project_ids[index:] if start_key else project_ids[index + 1 :]
-                yield page.messages, _projects_left(selection, left, start_key)
-                if start_key is None:
-                    break
+    def _listed_project_steps(self, selection: BulkByProjects, quota: Callable[[], int]) -> Iterator[Step]:
+        project_ids = list(dict.fromkeys(selection.project_ids))
+        start_key = page_key(selection.cursor.start_key) if selection.cursor else None
 
-    def _older_than_steps(self, selection: BulkOlderThan) -> Iterator[Step]:
-        # The cutoff is fixed once, so every continuation selects against the same moment.
-        position = selection.cursor or AgePosition(
-            cutoff=utc_timestamp(self._clock() - timedelta(seconds=selection.older_than_seconds))
-        )
-        start_key = page_key(position.start_key)
-        while True:
-            page = self._messages.processing_updated_before_page(position.cutoff, start_key, PAGE_SIZE)
-            start_key = page.next_key
-            rest = None
-            if start_key is not None:
-                rest = selection.model_copy(
+        def rest_from(index: int) -> Callable[[PageKey | None], Rest | None]:
+            def rest(next_key: PageKey | None) -> Rest | None:
+                left = project_ids[index:] if next_key else project_ids[index + 1 :]
+                if not left:
+                    return None
+                return lambda progress: selection.model_copy(
                     update={
-                        "cursor": AgePosition(
-                            cutoff=position.cutoff, startKey=AgePageKey.model_validate(start_key)
+                        "project_ids": left,
+                        "cursor": ProjectsPosition(startKey=_project_key(next_key), progress=progress),
+                    }
+                )
+
+            return rest
+
+        for index, project_id in enumerate(project_ids):
+            yield from self._project_pages(
+                project_id, start_key if index == 0 else None, quota, rest_from(index)
+            )
+
+    def _owner_steps(self, selection: BulkByOwner, quota: Callable[[], int]) -> Iterator[Step]:
+        def rest_in(project_id: str, last: bool) -> Callable[[PageKey | None], Rest | None]:
+            def rest(next_key: PageKey | None) -> Rest | None:
+                if next_key is None and last:
+                    return None
+                # Resumed at this project (from the start once it is done: one cheap read), then
+                # the owner's projects after it.
+                return lambda progress: selection.model_copy(
+                    update={
+                        "cursor": OwnerPosition(
+                            projectId=project_id, startKey=_project_key(next_key), progress=progress
                         )
                     }
                 )
-            yield page.messages, rest
+
+            return rest
+
+        after: str | None = None
+        position = selection.cursor
+        if position is not None:
+            after = position.project_id
+            project = self._retrying(lambda: self._projects.get(position.project_id))
+            if project is not None and project.owner_id == selection.owner_id:
+                start_key = page_key(position.start_key)
+                yield from self._project_pages(after, start_key, quota, rest_in(after, last=False))
+            else:
+                logger.warning("bulk position names a project the owner does not own; skipped")
+        while True:
+            ids, more = self._retrying(
+                partial(self._projects.owned_page, selection.owner_id, after, OWNER_PROJECTS_PAGE)
+            )
+            for index, project_id in enumerate(ids):
+                last = not more and index == len(ids) - 1
+                yield from self._project_pages(project_id, None, quota, rest_in(project_id, last))
+            if not more or not ids:
+                return
+            after = ids[-1]
+
+    def _project_pages(
+        self,
+        project_id: str,
+        start_key: PageKey | None,
+        quota: Callable[[], int],
+        rest: Callable[[PageKey | None], Rest | None],
+    ) -> Iterator[Step]:
+        while True:
+            page = self._retrying(
+                partial(self._messages.processing_in_project_page, project_id, start_key, quota())
+            )
+            start_key = page.next_key
+            yield Step(page.messages, rest(start_key))
+            if start_key is None:
+                return
+
+    def _older_than_steps(self, selection: BulkOlderThan, quota: Callable[[], int]) -> Iterator[Step]:
+        # The cutoff is fixed once, so every continuation selects against the same moment.
+        cutoff = (
+            selection.cursor.cutoff
+            if selection.cursor
+            else utc_timestamp(self._clock() - timedelta(seconds=selection.older_than_seconds))
+        )
+        start_key = page_key(selection.cursor.start_key) if selection.cursor else None
+        while True:
+            page = self._retrying(
+                partial(self._messages.processing_updated_before_page, cutoff, start_key, quota())
+            )
+            start_key = page.next_key
+            rest: Rest | None = None
+            if start_key is not None:
+                position = partial(AgePosition, cutoff=cutoff, startKey=AgePageKey.model_validate(start_key))
+                rest = partial(_resumed, selection, position)
+            yield Step(page.messages, rest)
             if rest is None:
                 return
 
 
-def _projects_left(
-    selection: BulkByProjects | BulkByOwner, project_ids: list[str], start_key: PageKey | None
-) -> BulkSelection | None:
-    """The selection narrowed to these projects, the first resuming at `start_key`."""
-    if not project_ids:
-        return None
-    key = ProjectPageKey.model_validate(start_key) if start_key else None
+def _resumed(
+    selection: BulkOlderThan, position: Callable[..., AgePosition], progress: BulkProgress
+) -> BulkSelection:
+    return selection.model_copy(update={"cursor": position(progress=progress)})
+
+
+def _project_key(key: PageKey | None) -> ProjectPageKey | None:
+    return None if key is None else ProjectPageKey.model_validate(key)
+
+
+def _selector(selection: BulkSelection) -> dict[str, Any]:
+    """What the bulk selects, for its report (a long project list is named in part)."""
     if isinstance(selection, BulkByProjects):
-        return selection.model_copy(
-            update={"project_ids": project_ids, "cursor": ProjectsPosition(startKey=key) if key else None}
-        )
-    return selection.model_copy(update={"cursor": OwnerPosition(projectIds=project_ids, startKey=key)})
+        ids = list(dict.fromkeys(selection.project_ids))
+        return {"projectIds": ids[:REPORTED_PROJECT_IDS], "projectCount": len(ids)}
+    if isinstance(selection, BulkByOwner):
+        return {"ownerId": selection.owner_id}
+    return {"olderThanSeconds": selection.older_than_seconds}
 
 
-def split_to_fit(selection: BulkSelection) -> list[dict[str, object]]:
-    """The selection as continuation details, each under MAX_CONTINUATION_DETAIL_BYTES: a list of
-    projects too long for one event is halved until every part fits."""
-    detail = selection.model_dump(by_alias=True, exclude_none=True)
-    halves = _halves(selection)
-    if halves is None or len(json.dumps(detail, separators=(",", ":"))) <= MAX_CONTINUATION_DETAIL_BYTES:
-        return [detail]
-    return split_to_fit(halves[0]) + split_to_fit(halves[1])
-
-
-def _halves(selection: BulkSelection) -> tuple[BulkSelection, BulkSelection] | None:
-    """The selection's projects in two parts, the start key staying with the first project's part
-    (None: a bulk by age, or fewer than two projects)."""
-    if isinstance(selection, BulkByProjects) and len(selection.project_ids) > 1:
-        ids, half = selection.project_ids, len(selection.project_ids) // 2
-        return (
-            selection.model_copy(update={"project_ids": ids[:half]}),
-            selection.model_copy(update={"project_ids": ids[half:], "cursor": None}),
-        )
-    if isinstance(selection, BulkByOwner) and selection.cursor and len(selection.cursor.project_ids) > 1:
-        position, half = selection.cursor, len(selection.cursor.project_ids) // 2
-        return (
-            selection.model_copy(
-                update={"cursor": position.model_copy(update={"project_ids": position.project_ids[:half]})}
-            ),
-            selection.model_copy(update={"cursor": OwnerPosition(projectIds=position.project_ids[half:])}),
-        )
-    return None
+def _counts(run: _Invocation) -> dict[str, int]:
+    return {
+        "selected": run.totals.selected,
+        "cancelled": run.totals.cancelled,
+        "already_finished": run.totals.already_finished,
+        "failed": run.totals.failed,
+        "invocations": run.progress.invocations,
+    }

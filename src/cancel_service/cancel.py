@@ -36,9 +36,11 @@ from cancel_service.observability import logger, tracer
 
 @dataclass(frozen=True, slots=True)
 class CancelResult:
-    """The messages this request cancelled, in the order they were read from the index."""
+    """The messages this request cancelled, and those it found finished meanwhile, in the order
+    they were read from the index."""
 
     cancelled_ids: tuple[str, ...]
+    already_finished_ids: tuple[str, ...] = ()
 
     @property
     def cancelled(self) -> bool:
@@ -143,12 +145,15 @@ class _Run:
             done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
             for future in done:
                 self._pending.pop(future)(future)
-        cancelled = tuple(m.id for m in self._read if self._outcomes.get(m.id) is WriteOutcome.CANCELLED)
-        finished = [m.id for m in self._read if self._outcomes.get(m.id) is WriteOutcome.ALREADY_FINISHED]
+        cancelled = self._ids_with(WriteOutcome.CANCELLED)
+        finished = self._ids_with(WriteOutcome.ALREADY_FINISHED)
         if finished:
             logger.info("messages finished before they could be cancelled", extra={"message_ids": finished})
         failed_writes = any(outcome is WriteOutcome.FAILED for outcome in self._outcomes.values())
         if self._rejected or failed_writes or self._read_failed:
             dependency = "eventbridge" if self._rejected else "dynamodb"
-            raise DependencyUnavailable(dependency, cancelled_ids=cancelled)
-        return CancelResult(cancelled)
+            raise DependencyUnavailable(dependency, cancelled_ids=cancelled, already_finished_ids=finished)
+        return CancelResult(cancelled, finished)
+
+    def _ids_with(self, outcome: WriteOutcome) -> tuple[str, ...]:
+        return tuple(m.id for m in self._read if self._outcomes.get(m.id) is outcome)

@@ -39,13 +39,21 @@ class ProjectNotFound(CancelServiceError):
 class DependencyUnavailable(CancelServiceError):
     """An AWS service or Clerk's JWKS failed; the work done so far is kept and a retry is safe.
 
-    `cancelled_ids` lists the messages this call did cancel before the failure.
+    `cancelled_ids` lists the messages this call did cancel before the failure, and
+    `already_finished_ids` those it found finished (neither is to be retried).
     """
 
-    def __init__(self, dependency: str, *, cancelled_ids: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        dependency: str,
+        *,
+        cancelled_ids: tuple[str, ...] = (),
+        already_finished_ids: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(f"{dependency} unavailable")
         self.dependency = dependency
         self.cancelled_ids = cancelled_ids
+        self.already_finished_ids = already_finished_ids
 
 
 class InvalidBulkRequest(CancelServiceError):

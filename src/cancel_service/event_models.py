@@ -7,11 +7,11 @@ detail that is not exactly one of the contract's shapes is rejected rather than 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser import BaseModel, Field
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import ConfigDict, StrictInt, StringConstraints, model_validator
+from pydantic import ConfigDict, NonNegativeInt, StrictBool, StrictInt, StringConstraints, model_validator
 
 from cancel_service.adapters.messages import PROCESSING, PageKey
 from cancel_service.models import PROJECT_ID_PATTERN
@@ -79,25 +79,47 @@ def page_key(key: ProjectPageKey | AgePageKey | None) -> PageKey | None:
     return None if key is None else key.model_dump(by_alias=True)
 
 
-class ProjectsPosition(_Strict):
-    """A bulk over projects resumes inside its first project, at this page."""
+class BulkCounts(_Strict):
+    """Running totals of a bulk, carried by its continuations to its report."""
 
-    start_key: ProjectPageKey = Field(alias="startKey")
+    selected: NonNegativeInt = 0
+    cancelled: NonNegativeInt = 0
+    already_finished: NonNegativeInt = Field(default=0, alias="alreadyFinished")
+    failed: NonNegativeInt = 0
+    invocations: NonNegativeInt = 0
 
 
-class OwnerPosition(_Strict):
-    """A bulk by owner resumes with these of the owner's projects, the first at this page."""
+class BulkProgress(BulkCounts):
+    """Where a bulk stands: its totals, when it started and what it selects (bounded in size)."""
 
-    project_ids: list[ProjectId] = Field(alias="projectIds", min_length=1)
+    started_at: Timestamp = Field(alias="startedAt")
+    selector: dict[str, Any]
+
+
+class _Position(_Strict):
+    progress: BulkProgress
+
+
+class ProjectsPosition(_Position):
+    """A bulk over projects resumes with its first project, at this page (None: its first)."""
+
+    start_key: ProjectPageKey | None = Field(default=None, alias="startKey")
+
+
+class OwnerPosition(_Position):
+    """A bulk by owner resumes with this project, at this page, then the owner's projects after
+    it in the owner index."""
+
+    project_id: ProjectId = Field(alias="projectId")
     start_key: ProjectPageKey | None = Field(default=None, alias="startKey")
 
     @model_validator(mode="after")
-    def _key_in_first_project(self) -> OwnerPosition:
-        _check_key_in_project(self.start_key, self.project_ids[0])
+    def _key_in_project(self) -> OwnerPosition:
+        _check_key_in_project(self.start_key, self.project_id)
         return self
 
 
-class AgePosition(_Strict):
+class AgePosition(_Position):
     """A bulk by age resumes with the cutoff its first invocation fixed, at this page."""
 
     cutoff: Timestamp
@@ -112,12 +134,16 @@ class AgePosition(_Strict):
 
 def _check_key_in_project(key: ProjectPageKey | None, project_id: str) -> None:
     if key is not None and key.project_id.s != project_id:
-        raise ValueError("the page key belongs to another project than the first one")
+        raise ValueError("the page key belongs to another project")
 
 
 class _BulkSelection(_Strict):
     reason: Reason = BULK_REQUEST_REASON
     bulk_id: BulkId | None = Field(default=None, alias="bulkId")
+    # Count what would be cancelled; change nothing.
+    dry_run: StrictBool = Field(default=False, alias="dryRun")
+    # Stop once this many messages were cancelled (counted, for a dry run).
+    max_messages: StrictInt | None = Field(default=None, alias="maxMessages", ge=1)
 
 
 class BulkByProjects(_BulkSelection):

@@ -66,14 +66,14 @@ def cancel_service() -> CancelService:
 
 @cache
 def bulk_cancel_service() -> BulkCancelService:
-    from cancel_service.adapters.bulk_events import BulkContinuationPublisher
+    from cancel_service.adapters.bulk_events import BulkEventPublisher
     from cancel_service.bulk import BulkCancelService
 
     return BulkCancelService(
         projects=_projects(),
         messages=_messages(),
         cancel_service=cancel_service(),
-        continuations=BulkContinuationPublisher(store_config().event_bus_name, _events()),
+        events=BulkEventPublisher(store_config().event_bus_name, _events()),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -41,16 +41,21 @@ class ProjectsTable:
         )
 
     @tracer.capture_method
-    def ids_owned_by(self, owner_id: str) -> list[str]:
-        """Every project of an owner, read from the owner index."""
-        pages = self._client.get_paginator("query").paginate(
-            TableName=self._table_name,
-            IndexName=BY_OWNER,
-            KeyConditionExpression="ownerId = :owner",
-            ExpressionAttributeValues={":owner": {"S": owner_id}},
-            ProjectionExpression="id",
-        )
+    def owned_page(self, owner_id: str, after: str | None, limit: int) -> tuple[list[str], bool]:
+        """Up to `limit` of an owner's projects from the owner index, after project `after`
+        (None: from the first); and whether more may follow."""
+        request: dict[str, Any] = {
+            "TableName": self._table_name,
+            "IndexName": BY_OWNER,
+            "KeyConditionExpression": "ownerId = :owner",
+            "ExpressionAttributeValues": {":owner": {"S": owner_id}},
+            "ProjectionExpression": "id",
+            "Limit": limit,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {"ownerId": {"S": owner_id}, "id": {"S": after}}
         try:
-            return [item["id"]["S"] for page in pages for item in page.get("Items", [])]
+            response = self._client.query(**request)
         except (ClientError, BotoCoreError) as error:
             raise DependencyUnavailable("dynamodb") from error
+        return [item["id"]["S"] for item in response.get("Items", [])], "LastEvaluatedKey" in response

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from cancel_service.adapters.bulk_events import CONTINUATION_SOURCE
+from cancel_service.adapters.bulk_events import BULK_SOURCE
 from cancel_service.adapters.cancel_events import SOURCE as CANCEL_EVENT_SOURCE
 from cancel_service.errors import InvalidBulkRequest
 from cancel_service.event_models import BulkCancelRequested
@@ -57,13 +57,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             selection,
             bulk_id,
             context.get_remaining_time_in_millis,
-            continuation=request.source == CONTINUATION_SOURCE,
+            continuation=request.source == BULK_SOURCE,
         )
     except InvalidBulkRequest as error:
         return _rejected(str(error))
     metrics.add_metric(name="MessagesCancelled", unit=MetricUnit.Count, value=len(progress.cancelled_ids))
+    if progress.outcome is not None:
+        metrics.add_metric(name=f"BulkCancels{progress.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info(
         "bulk cancel step done",
         extra={"cancelled_count": len(progress.cancelled_ids), "continued": progress.continued},
     )
-    return {"accepted": True, "messageIds": list(progress.cancelled_ids), "continued": progress.continued}
+    answer: dict[str, Any] = {
+        "accepted": True,
+        "messageIds": list(progress.cancelled_ids),
+        "continued": progress.continued,
+    }
+    if progress.outcome is not None:
+        answer["outcome"] = progress.outcome
+    return answer
