@@ -16,8 +16,9 @@ the same calls cost with no overlap at all. Printed: medians in milliseconds and
 
 moto itself spends milliseconds of CPU on every call (an UpdateItem: about 5 ms on an idle core,
 several times that on a busy one) and answers one call at a time; from some N on, that time, not
-the delay, is what all-in-flight and the handler wait for, and their ratio tends to 1. A round of
-N = 1,000 takes minutes, hence its own, smaller sample count.
+the delay, is what all-in-flight and the handler wait for, and their ratio tends to 1; a longer
+`--delay-ms` (100, say) keeps the delay the larger part further up. A round of N = 1,000 takes
+minutes, hence its own, smaller sample count.
 
 Run: .venv/bin/python benchmarks/cancel_latency.py [--delay-ms 20] [--repeat 3] [--repeat-large 1]
      [--sizes 1,10,100,1000] [--markdown] [--quick]
@@ -194,27 +195,35 @@ class Variants:
     def close(self) -> None:
         self._pool.shutdown()
 
-    def run(self, name: str) -> int:
+    def prepared(self, name: str) -> Callable[[], int]:
+        """The variant, ready to run: what a caller does before its request (signing its token)
+        is not part of the measure."""
+        if name == "handler":
+            return self._handler_with(self._request_event())
         variant: Callable[[], int] = {
-            "handler": self.handler,
             "one-at-a-time": self.one_at_a_time,
             "all-in-flight": self.all_in_flight,
         }[name]
-        return variant()
+        return variant
 
-    def handler(self) -> int:
+    def _request_event(self) -> dict[str, Any]:
         token = self._signing_key.sign(session_claims(OWNER))
-        event = http_api_event(
+        return http_api_event(
             "POST",
             CANCEL_PATH,
             headers={"content-type": "application/json", "authorization": f"Bearer {token}"},
             body=json.dumps({"projectId": PROJECT_ID}),
         )
-        response = self._handler(event, self._context)
-        body = json.loads(response["body"])
-        if response["statusCode"] != 200:
-            raise RuntimeError(f"the handler answered {response['statusCode']}: {body}")
-        return len(body.get("messageIds", []))
+
+    def _handler_with(self, event: dict[str, Any]) -> Callable[[], int]:
+        def handler() -> int:
+            response = self._handler(event, self._context)
+            body = json.loads(response["body"])
+            if response["statusCode"] != 200:
+                raise RuntimeError(f"the handler answered {response['statusCode']}: {body}")
+            return len(body.get("messageIds", []))
+
+        return handler
 
     def one_at_a_time(self) -> int:
         calls = CancelCalls(*self._plain)
@@ -250,8 +259,9 @@ def measure(
             shift = round_number % len(VARIANTS)
             for name in VARIANTS[shift:] + VARIANTS[:shift]:
                 seed(n)
+                variant = variants.prepared(name)
                 started = time.perf_counter()
-                cancelled = variants.run(name)
+                cancelled = variant()
                 samples[n, name].append((time.perf_counter() - started) * 1000)
                 if cancelled != n:
                     raise RuntimeError(f"{name} cancelled {cancelled} of {n} messages")
@@ -340,7 +350,7 @@ def main() -> None:
                 # Warm-up, not measured: the JWKS fetch, the clients, the first connections.
                 for name in VARIANTS:
                     seed(min(sizes))
-                    variants.run(name)
+                    variants.prepared(name)()
                 samples = measure(variants, seed, repeats)
             finally:
                 variants.close()
