@@ -228,7 +228,10 @@ def main() -> None:
         "--messages", type=int, default=RSS_MESSAGES, help="messages of the RSS cancel (1000)"
     )
     parser.add_argument(
-        "--profile", action="store_true", help="profile the requests; print the top functions"
+        "--profile",
+        action="store_true",
+        help="profile the requests and print the top functions (of the thread that runs the handler:"
+        " AWS calls made on an executor's threads show there as waiting)",
     )
     parser.add_argument("--quick", action="store_true", help="short run: 50 requests, 10 messages")
     options = parser.parse_args()
@@ -250,7 +253,7 @@ def main() -> None:
         "counting the spawning process)"
     )
     if stats is not None:
-        print(f"\nprofile of the {requests:,} measured requests, by own time:")
+        print(f"\nprofile of the {requests:,} measured requests (the handler's thread), by own time:")
         stats.sort_stats("tottime").print_stats(25)
         print("by cumulative time:")
         stats.sort_stats("cumulative").print_stats(30)
