@@ -28,7 +28,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from cancel_service.adapters.bulk_events import BULK_DETAIL_TYPE, CONTINUATION_SOURCE
+from cancel_service.adapters.bulk_events import BULK_COMPLETED, BULK_REQUESTED, BULK_SOURCE
 from cancel_service.event_models import BulkByOwner, BulkByProjects, BulkOlderThan
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ PROG = "cancel-service"
 # The source of what an operator puts on the bus: anything but app.messages may request a bulk,
 # and only the service's own app.messages.bulk may carry a position.
 OPERATOR_SOURCE = "app.operator"
-REPORT_DETAIL_TYPE = "Bulk Cancel Completed"
 # Put by the command itself to learn that its new rule delivers (see ReportWatch.wait_until_live).
 PROBE_DETAIL_TYPE = "Bulk Cancel Watch Probe"
 STACK_BUS_OUTPUT = "EventBusName"
@@ -167,15 +166,14 @@ def bulk_detail(args: argparse.Namespace, bulk_id: str) -> dict[str, Any]:
     detail["bulkId"] = bulk_id
     if args.reason is not None:
         detail["reason"] = args.reason
-    try:
-        model.model_validate(detail)
-    except ValidationError as error:
-        raise ValueError(_refusal(error)) from None
-    # Both already checked by their argparse types.
     if args.dry_run:
         detail["dryRun"] = True
     if args.max_messages is not None:
         detail["maxMessages"] = args.max_messages
+    try:
+        model.model_validate(detail)
+    except ValidationError as error:
+        raise ValueError(_refusal(error)) from None
     return detail
 
 
@@ -209,7 +207,7 @@ def put_bulk_request(events: EventBridgeClient, bus: str, detail: dict[str, Any]
             {
                 "EventBusName": bus,
                 "Source": OPERATOR_SOURCE,
-                "DetailType": BULK_DETAIL_TYPE,
+                "DetailType": BULK_REQUESTED,
                 "Detail": json.dumps(detail, separators=(",", ":")),
             }
         ]
@@ -257,7 +255,7 @@ class ReportWatch:
             "Attributes"
         ]["QueueArn"]
         pattern = {
-            "source": [CONTINUATION_SOURCE, OPERATOR_SOURCE],
+            "source": [BULK_SOURCE, OPERATOR_SOURCE],
             "detail": {"bulkId": [self._bulk_id]},
         }
         rule_arn = self._events.put_rule(
@@ -448,9 +446,9 @@ def follow(watch: ReportWatch, timeout_seconds: float, display: ProgressDisplay)
     while time.monotonic() < deadline:
         for event in watch.receive(RECEIVE_WAIT_SECONDS):
             detail = event.get("detail")
-            if event.get("source") != CONTINUATION_SOURCE or not isinstance(detail, dict):
+            if event.get("source") != BULK_SOURCE or not isinstance(detail, dict):
                 continue  # this command's own request and probes
-            if event.get("detail-type") == REPORT_DETAIL_TYPE:
+            if event.get("detail-type") == BULK_COMPLETED:
                 return detail
             progress = Progress.of(detail)
             if progress is not None:
