@@ -9,10 +9,12 @@ import time
 import jwt
 import pytest
 
-from cancel_service.adapters.clerk import cookie_suffix
+from cancel_service.adapters.clerk import SessionTokenVerifier, StaticKey, cookie_suffix
+from cancel_service.errors import AuthenticationFailed
 from conftest import OWNER, PROJECT, Store
-from devstack.clerk import DEV_ORIGIN, SigningKey
-from http_client import post_cancel
+from devstack.apigw import http_api_event
+from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, SigningKey
+from http_client import invoke, post_cancel
 
 
 @pytest.fixture
@@ -283,3 +285,174 @@ def test_client_errors_are_logged_at_info_without_stack_trace(scene, mint, lambd
     assert refused
     assert refused[0]["level"] == "INFO"
     assert "exception" not in refused[0]
+
+
+# --- the token's form: only ASCII, canonical base64url, before any key is looked up -------------
+
+
+def test_lone_surrogate_in_bearer_token_is_401_not_500(scene, lambda_context):
+    answer = post_cancel(lambda_context, {"projectId": PROJECT}, token="\ud800abc")
+
+    assert_refused(answer, scene)
+
+
+def test_lone_surrogate_in_session_cookie_is_401_not_500(scene, lambda_context):
+    event = http_api_event(
+        "POST", "/api/messages/cancel", headers={"content-type": "application/json"}, body='{"projectId":"x"}'
+    )
+    event["cookies"] = ["__session=\ud800abc"]
+
+    assert_refused(invoke(event, lambda_context), scene)
+
+
+def _with_segment(token: str, index: int, change) -> str:
+    segments = token.split(".")
+    segments[index] = change(segments[index])
+    return ".".join(segments)
+
+
+def _with_last_character_bits_set(segment: str) -> str:
+    """The same bytes, spelt with the unused low bits of the last character set (non-canonical)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    unused_bits = {2: 4, 3: 2}[len(segment) % 4]
+    last = alphabet.index(segment[-1]) | ((1 << unused_bits) - 1)
+    return segment[:-1] + alphabet[last]
+
+
+@pytest.mark.parametrize("segment", [0, 1, 2], ids=["header", "payload", "signature"])
+@pytest.mark.parametrize(
+    ("change", "length_remainder"),
+    [
+        # Padding that completes the segment to a multiple of 4 characters: a lenient decoder
+        # reads the very same bytes, so only the form check can tell the tokens apart.
+        pytest.param(lambda s: s + "==", {2}, id="double-padding-appended"),
+        pytest.param(lambda s: s + "=", {2, 3}, id="padding-appended"),
+        pytest.param(lambda s: s + "A", {1, 2, 3}, id="character-appended"),
+        pytest.param(lambda s: s + "AA", {1, 2, 3}, id="two-characters-appended"),
+        pytest.param(_with_last_character_bits_set, {2, 3}, id="unused-trailing-bits-set"),
+    ],
+)
+def test_malleated_token_segment_is_refused(scene, mint, lambda_context, segment, change, length_remainder):
+    # Extra claims and header fields of 0..3 characters give each segment every length modulo 4.
+    token = next(
+        candidate
+        for candidate in (
+            mint(pad="x" * claim_extra, headers={"pad": "y" * header_extra})
+            for claim_extra in range(4)
+            for header_extra in range(4)
+        )
+        if len(candidate.split(".")[segment]) % 4 in length_remainder
+    )
+    malleated = _with_segment(token, segment, change)
+    assert malleated != token
+
+    answer = post_cancel(lambda_context, {"projectId": PROJECT}, token=malleated)
+
+    assert_refused(answer, scene)
+
+
+def test_genuine_token_segments_are_canonical_and_accepted(scene, mint, lambda_context):
+    token = mint()
+    for part in token.split("."):
+        assert base64.urlsafe_b64encode(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))).decode() == (
+            part + "=" * (-len(part) % 4)
+        )
+    assert post_cancel(lambda_context, {"projectId": PROJECT}, token=token).status == 200
+
+
+# --- the time claims: JSON numbers, nothing else ---------------------------------------------------
+
+
+def _sign_payload_text(key: SigningKey, payload: str) -> str:
+    """A token whose payload is exactly `payload` (JSON that json.dumps would never write)."""
+    return jwt.api_jws.encode(payload.encode(), key.private_key, algorithm="RS256", headers={"kid": key.kid})
+
+
+def _payload_text(claims: dict, **raw: str) -> str:
+    """`claims` as JSON, with the named claims replaced by raw JSON text."""
+    fields = [f"{json.dumps(name)}:{json.dumps(value)}" for name, value in claims.items() if name not in raw]
+    fields += [f"{json.dumps(name)}:{text}" for name, text in raw.items()]
+    return "{" + ",".join(fields) + "}"
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        pytest.param(lambda t: json.dumps(str(t)), id="numeric-string"),
+        pytest.param(lambda t: json.dumps(f"{t}.0"), id="decimal-string"),
+        pytest.param(lambda t: "true", id="true"),
+        pytest.param(lambda t: "false", id="false"),
+        pytest.param(lambda t: "null", id="null"),
+        pytest.param(lambda t: "[" + str(t) + "]", id="array"),
+        pytest.param(lambda t: '{"v":' + str(t) + "}", id="object"),
+    ],
+)
+def test_time_claim_that_is_not_a_json_number_is_refused(
+    scene, mint, signing_key, lambda_context, claim, spelling
+):
+    claims = jwt.decode(mint(), options={"verify_signature": False})
+    token = _sign_payload_text(signing_key, _payload_text(claims, **{claim: spelling(claims[claim])}))
+
+    answer = post_cancel(lambda_context, {"projectId": PROJECT}, token=token)
+
+    assert_refused(answer, scene)
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("1e400", id="overflows-to-infinity"),
+        pytest.param("-1e400", id="overflows-to-minus-infinity"),
+        pytest.param("Infinity", id="infinity"),
+        pytest.param("-Infinity", id="minus-infinity"),
+        pytest.param("NaN", id="nan"),
+        pytest.param("9" * 5000, id="over-the-integer-digit-limit"),
+    ],
+)
+def test_time_claim_that_is_not_a_finite_number_is_refused_by_the_verifier(signing_key, mint, claim, text):
+    claims = jwt.decode(mint(), options={"verify_signature": False})
+    token = _sign_payload_text(signing_key, _payload_text(claims, **{claim: text}))
+    verifier = SessionTokenVerifier(DEV_ISSUER, frozenset({DEV_ORIGIN}), StaticKey(signing_key.public_pem()))
+
+    with pytest.raises(AuthenticationFailed):
+        verifier.verify(token)
+
+
+@pytest.mark.parametrize(
+    ("claim", "text", "accepted"),
+    [
+        ("exp", "9" * 400, True),
+        ("exp", "-" + "9" * 400, False),
+        ("iat", "9" * 400, False),
+        ("iat", "-" + "9" * 400, True),
+        ("nbf", "9" * 400, False),
+        ("nbf", "-" + "9" * 400, True),
+    ],
+    ids=[
+        "exp-far-future",
+        "exp-far-past",
+        "iat-far-future",
+        "iat-far-past",
+        "nbf-far-future",
+        "nbf-far-past",
+    ],
+)
+def test_huge_integer_time_claims_are_compared_as_numbers(signing_key, mint, claim, text, accepted):
+    claims = jwt.decode(mint(), options={"verify_signature": False})
+    token = _sign_payload_text(signing_key, _payload_text(claims, **{claim: text}))
+    verifier = SessionTokenVerifier(DEV_ISSUER, frozenset({DEV_ORIGIN}), StaticKey(signing_key.public_pem()))
+
+    if accepted:
+        assert verifier.verify(token).user_id == OWNER
+    else:
+        with pytest.raises(AuthenticationFailed):
+            verifier.verify(token)
+
+
+def test_time_claims_as_integers_and_finite_floats_are_accepted(signing_key, mint):
+    now = time.time()
+    verifier = SessionTokenVerifier(DEV_ISSUER, frozenset({DEV_ORIGIN}), StaticKey(signing_key.public_pem()))
+
+    assert verifier.verify(mint(exp=now + 30.5, iat=now - 1.25, nbf=int(now) - 10)).user_id == OWNER
