@@ -1,6 +1,6 @@
 """Clerk session tokens: where they come from, the instance's JWKS, and every check of the contract.
 
-Checks run in the contract's order: size and header first (no key is looked up for a token
+Checks run in the contract's order: form, size and header first (no key is looked up for a token
 that could never be accepted), then the signature, then the claims.
 """
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +25,9 @@ from cancel_service.observability import logger
 MAX_TOKEN_BYTES = 8 * 1024
 LEEWAY_SECONDS = 5
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "sub", "sid")
+TIME_CLAIMS = ("exp", "iat", "nbf")
+# One base64url segment without padding; canonical form is checked on top (see _is_canonical).
+_BASE64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 # Headers that would let a token choose its own key or demand unknown processing.
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 SESSION_COOKIE = "__session"
@@ -34,6 +39,25 @@ _DECODE_FAILURES: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
     (jwt.MissingRequiredClaimError, "missing_claim"),
     (jwt.InvalidIssuerError, "wrong_issuer"),
 )
+
+
+def _is_canonical_base64url(segment: str) -> bool:
+    """Unpadded base64url whose decoded bytes encode back to the very same text.
+
+    PyJWT decodes leniently (trailing `=`, unused low bits of the last character), so several
+    spellings would verify as one token; only the canonical spelling is accepted.
+    """
+    if not _BASE64URL_SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
+        return False
+    decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return base64.urlsafe_b64encode(decoded).decode().rstrip("=") == segment
+
+
+def _is_json_number(value: object) -> bool:
+    """An integer or a finite float as JSON parsed it: not a numeric string, boolean or null."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 # --- where the token comes from -----------------------------------------------------------------
@@ -185,15 +209,23 @@ class SessionTokenVerifier:
         self._keys = keys
 
     def verify(self, token: str) -> Caller:
+        self._check_form(token)
         kid = self._checked_kid(token)
         claims = self._decode(token, self._keys.key(kid))
         return self._caller(claims)
 
-    def _checked_kid(self, token: str) -> str:
-        if not token:
+    @staticmethod
+    def _check_form(token: str) -> None:
+        # ASCII first: every later step may then treat characters as bytes.
+        if not token or not token.isascii():
             raise AuthenticationFailed("malformed")
-        if len(token.encode()) > MAX_TOKEN_BYTES:
+        if len(token) > MAX_TOKEN_BYTES:
             raise AuthenticationFailed("too_large")
+        segments = token.split(".")
+        if len(segments) != 3 or not all(_is_canonical_base64url(segment) for segment in segments):
+            raise AuthenticationFailed("malformed")
+
+    def _checked_kid(self, token: str) -> str:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -222,6 +254,9 @@ class SessionTokenVerifier:
         except jwt.InvalidTokenError as error:
             reason = next((label for kind, label in _DECODE_FAILURES if isinstance(error, kind)), "invalid")
             raise AuthenticationFailed(reason) from None
+        # PyJWT compares the time claims through int(), which takes "1700000000" and True too.
+        if not all(_is_json_number(claims[name]) for name in TIME_CLAIMS):
+            raise AuthenticationFailed("bad_time_claim")
         return claims
 
     def _caller(self, claims: Mapping[str, Any]) -> Caller:

@@ -8,7 +8,6 @@ in `_error_response`; nothing else in the service knows about status codes.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -68,7 +67,7 @@ def _body_text(event: APIGatewayProxyEventV2) -> str:
     raw = event.body or ""
     try:
         data = base64.b64decode(raw, validate=True) if event.is_base64_encoded else raw.encode()
-    except binascii.Error:
+    except ValueError:  # bad base64 (binascii.Error), non-ASCII base64 text, a lone surrogate
         raise InvalidRequest("The request body is not valid JSON.") from None
     if len(data) > MAX_BODY_BYTES:
         raise PayloadTooLarge
