@@ -134,7 +134,10 @@ class JwksServer:
                 """Quiet: tests and the local stack print what matters themselves."""
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="jwks").start()
+        # A short poll interval: stopping the server (once per test) waits for one poll.
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="jwks"
+        ).start()
         return self
 
     def stop(self) -> None:

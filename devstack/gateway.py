@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
-from swagger_ui_bundle import swagger_ui_path
+from aws_lambda_powertools.event_handler.openapi import swagger_ui as powertools_swagger_ui
 
 from devstack.apigw import http_api_event
 from devstack.sample_events import DEMO_ORG, DEMO_PROJECT, DEMO_USER
@@ -86,14 +86,15 @@ def cors_headers(cors: dict[str, Any] | None, origin: str | None, *, preflight: 
 
 
 class ApiDocs:
-    """The API's document and its Swagger UI page, with the UI's assets from the swagger-ui-bundle
-    package (nothing from a CDN). The document is read once, when the stack starts."""
+    """The API's document and its Swagger UI page, with the UI's assets from a package (the
+    Swagger UI 5 that Powertools ships, which renders OpenAPI 3.1; nothing from a CDN). The
+    document is read once, when the stack starts."""
 
     def __init__(self, document_path: Path = OPENAPI_PATH) -> None:
         self.document = json.dumps(yaml.safe_load(document_path.read_text())).encode()
         self.page = (STATIC_DIR / "docs.html").read_bytes()
-        assets_dir = Path(str(swagger_ui_path))
-        self.assets = {path.name: path for path in assets_dir.iterdir() if path.is_file()}
+        assets_dir = Path(powertools_swagger_ui.__file__).parent
+        self.assets = {path.name: path for path in assets_dir.glob("swagger-ui*") if path.is_file()}
 
     def find(self, path: str) -> tuple[str, bytes] | None:
         """The content type and bytes served at `path`, or None when it is not one of these."""

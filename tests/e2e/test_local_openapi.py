@@ -49,13 +49,13 @@ def test_docs_page_loads_swagger_ui_from_the_stack_only(stack: StackProcess):
     assert page.status == 200
     assert page.headers["Content-Type"].startswith("text/html")
     referenced = re.findall(r'(?:src|href)="([^"]+)"', page.body)
-    assert "/docs/static/swagger-ui-bundle.js" in referenced
+    assert "/docs/static/swagger-ui-bundle.min.js" in referenced
     assert "/openapi.json" in page.body
     assert not [url for url in referenced if not url.startswith("/docs/static/")], referenced
     for url in referenced:
         asset = http("GET", f"{stack.origin}{url}")
         assert asset.status == 200, url
-    script = http("GET", f"{stack.origin}/docs/static/swagger-ui-bundle.js")
+    script = http("GET", f"{stack.origin}/docs/static/swagger-ui-bundle.min.js")
     assert script.headers["Content-Type"] in ("text/javascript", "application/javascript")
 
 
