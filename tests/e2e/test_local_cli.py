@@ -106,7 +106,7 @@ def test_a_dry_run_then_a_bulk_of_the_demo_project_end_with_their_reports(
     report = json.loads(dry_run.stdout)
     assert report["bulkId"] == "e2e-dry-run"
     assert report["dryRun"] is True
-    assert report["selector"] == {"projectIds": [DEMO_PROJECT]}
+    assert report["selector"] == {"projectIds": [DEMO_PROJECT], "projectCount": 1}
     assert report["selected"] == len(PROCESSING)
     assert report["cancelled"] == 0
     assert "bulk e2e-dry-run" in dry_run.stderr
