@@ -362,19 +362,20 @@ class BulkCancelService:
                 partial(self._messages.processing_updated_before_page, cutoff, start_key, quota())
             )
             start_key = page.next_key
-            rest: Rest | None = None
-            if start_key is not None:
-                position = partial(AgePosition, cutoff=cutoff, startKey=AgePageKey.model_validate(start_key))
-                rest = partial(_resumed, selection, position)
-            yield Step(page.messages, rest)
-            if rest is None:
+            if start_key is None:
+                yield Step(page.messages, None)
                 return
+            yield Step(
+                page.messages, partial(_age_rest, selection, cutoff, AgePageKey.model_validate(start_key))
+            )
 
 
-def _resumed(
-    selection: BulkOlderThan, position: Callable[..., AgePosition], progress: BulkProgress
+def _age_rest(
+    selection: BulkOlderThan, cutoff: str, key: AgePageKey, progress: BulkProgress
 ) -> BulkSelection:
-    return selection.model_copy(update={"cursor": position(progress=progress)})
+    return selection.model_copy(
+        update={"cursor": AgePosition(cutoff=cutoff, startKey=key, progress=progress)}
+    )
 
 
 def _project_key(key: PageKey | None) -> ProjectPageKey | None:
