@@ -7,7 +7,10 @@
 - EventBridge delivery: each rule of the template becomes a moto rule with its own pattern on its
   own bus, targeting a delivery queue; moto's pattern matcher decides which events reach it (as
   EventBridge does), and a poller hands each delivered event to the function as an asynchronous
-  invocation (Lambda's retries, then its on-failure destination).
+  invocation (Lambda's retries, then its on-failure destination). A rule whose target is a queue
+  of the template delivers to that queue itself.
+- SQS event sources: pollers that work like Lambda's event source mapping (batch size, batching
+  window, maximum concurrency, partial batch failures); the queue's redrive policy does the rest.
 - Clerk: the development key served as a JWKS over HTTP (devstack.clerk.JwksServer).
 - Functions: warm worker processes per function (devstack.lambdas), each with the template's
   environment resolved to the local names.
@@ -389,7 +392,12 @@ class DevStack:
                 elif event.type in SCHEDULE_EVENT_TYPES:
                     self._schedule(spec, event.name, props)
                 elif event.type == "SQS":
-                    self._spawn(self._poll_sqs_source, f"sqs-{spec.logical_id}", spec.logical_id, props)
+                    source = SqsSource.of(props, self._queue_url(str(props["Queue"])))
+                    # One poller per batch in flight: at most MaximumConcurrency at once.
+                    for poller in range(source.maximum_concurrency):
+                        self._spawn(
+                            self._poll_sqs_source, f"sqs-{spec.logical_id}-{poller}", spec.logical_id, source
+                        )
                 else:
                     self.log(f"! {spec.logical_id}.{event.name}: event source {event.type} not run locally")
         for logical_id, resource in self.template.of_type("AWS::Events::Rule").items():
@@ -397,9 +405,18 @@ class DevStack:
             if "EventPattern" not in props:
                 continue
             for target in props.get("Targets", []):
+                if str(target.get("Arn", "")).startswith(f"arn:aws:sqs:{REGION}:{ACCOUNT}:"):
+                    self._rule_to_queue(
+                        self.template.physical_name(logical_id),
+                        props.get("EventBusName", "default"),
+                        props["EventPattern"],
+                        target,
+                        props.get("State", "ENABLED"),
+                    )
+                    continue
                 function = next((f for f in self.functions.values() if f.arn == target.get("Arn")), None)
                 if function is None:
-                    self.log(f"! {logical_id}: target {target.get('Arn')} is not a function; not delivered")
+                    self.log(f"! {logical_id}: target {target.get('Arn')} is neither a function nor a queue")
                     continue
                 extra: dict[str, Any] = {
                     key: target[key] for key in ("Input", "InputPath", "InputTransformer") if key in target
@@ -432,6 +449,20 @@ class DevStack:
         self.delivery[queue_url] = (function, target)
         self.rules.append(f"{rule} on {bus_name} -> {function}")
         self._spawn(self._poll_delivery, f"deliver-{rule}", queue_url)
+
+    def _rule_to_queue(self, rule: str, bus: str, pattern: Any, target: dict[str, Any], state: str) -> None:
+        """A moto rule with the template's pattern, delivering to the template's queue itself."""
+        events = self.client("events")
+        bus_name = bus.split("/")[-1] if bus.startswith("arn:") else bus
+        pattern_text = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        events.put_rule(Name=rule, EventBusName=bus_name, EventPattern=pattern_text, State=state)
+        moto_target = {
+            "Id": str(target.get("Id", "queue")),
+            "Arn": str(target["Arn"]),
+            "InputTransformer": target.get("InputTransformer") or EVENTBRIDGE_ENVELOPE,
+        }
+        events.put_targets(Rule=rule, EventBusName=bus_name, Targets=[moto_target])
+        self.rules.append(f"{rule} on {bus_name} -> queue {str(target['Arn']).rsplit(':', 1)[-1]}")
 
     def _poll_delivery(self, queue_url: str) -> None:
         sqs = self.client("sqs")
@@ -476,21 +507,18 @@ class DevStack:
         self.rules.append(f"{expression} -> {spec.logical_id}")
         self._spawn(tick, f"schedule-{spec.logical_id}-{name}")
 
-    def _poll_sqs_source(self, function: str, props: dict[str, Any]) -> None:
-        """An SQS event source mapping: batches of records; deleted only when the batch succeeds."""
+    def _poll_sqs_source(self, function: str, source: SqsSource) -> None:
+        """One poller of Lambda's SQS event source mapping: a batch at a time, deleting what succeeded.
+
+        A batch is up to BatchSize messages, filled for at most MaximumBatchingWindowInSeconds
+        after its first one. Messages that were not deleted (the invocation failed, or they are in
+        its batchItemFailures) come back after the queue's visibility timeout; the queue's redrive
+        policy (moto applies it on receive) moves them to its dead-letter queue in the end.
+        """
         sqs = self.client("sqs")
-        queue_arn = str(props["Queue"])
-        queue_url = f"{self.aws_url}/{ACCOUNT}/{queue_arn.rsplit(':', 1)[-1]}"
-        batch_size = int(props.get("BatchSize", 10))
         while not self._stopping.is_set():
             try:
-                messages = sqs.receive_message(
-                    QueueUrl=queue_url,
-                    MaxNumberOfMessages=min(batch_size, 10),
-                    WaitTimeSeconds=1,
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
+                messages = self._receive_batch(sqs, source)
             except Exception:  # noqa: BLE001 - moto is stopping
                 if self._stopping.is_set():
                     return
@@ -498,11 +526,54 @@ class DevStack:
                 continue
             if not messages:
                 continue
-            records = [sqs_record(message, queue_arn) for message in messages]
-            invocation = self.pools[function].invoke({"Records": records})
-            if not invocation.failed:
-                for message in messages:
-                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            records = [sqs_record(message, source.queue_arn) for message in messages]
+            try:
+                invocation = self.pools[function].invoke({"Records": records})
+            except RuntimeError:  # the pool is closed: the local stack is stopping
+                return
+            done = succeeded_messages(
+                messages, invocation, reports_item_failures=source.reports_item_failures
+            )
+            if len(done) < len(messages):
+                self.log(f"! {function}: {len(messages) - len(done)} of {len(messages)} SQS records failed")
+            self._delete(sqs, source, done)
+
+    @staticmethod
+    def _delete(sqs: Any, source: SqsSource, messages: list[dict[str, Any]]) -> None:
+        for first in range(0, len(messages), 10):  # SQS deletes at most 10 per call
+            sqs.delete_message_batch(
+                QueueUrl=source.queue_url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                    for index, message in enumerate(messages[first : first + 10])
+                ],
+            )
+
+    def _receive_batch(self, sqs: Any, source: SqsSource) -> list[dict[str, Any]]:
+        """The first message(s) after a long poll of up to 1 s, then more until the batch is full
+        or the batching window is over."""
+        messages = self._receive(sqs, source, source.batch_size, wait_seconds=1)
+        window_ends = time.monotonic() + source.batching_window_seconds
+        while messages and len(messages) < source.batch_size and not self._stopping.is_set():
+            remaining = window_ends - time.monotonic()
+            if remaining <= 0:
+                break
+            more = self._receive(sqs, source, source.batch_size - len(messages), wait_seconds=int(remaining))
+            if not more and remaining < 1:
+                self._stopping.wait(min(remaining, 0.1))  # SQS waits whole seconds only
+            messages += more
+        return messages
+
+    @staticmethod
+    def _receive(sqs: Any, source: SqsSource, count: int, *, wait_seconds: int) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = sqs.receive_message(
+            QueueUrl=source.queue_url,
+            MaxNumberOfMessages=min(count, 10),
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        return messages
 
     # --- invocations --------------------------------------------------------------------------
 
@@ -702,6 +773,67 @@ def scheduled_event(rule_arn: str) -> dict[str, Any]:
         "resources": [rule_arn],
         "detail": {},
     }
+
+
+# EventBridge's event, whole, for a queue target. moto's default input template leaves out
+# `account`, which EventBridge always sends.
+EVENTBRIDGE_ENVELOPE = {
+    "InputPathsMap": {
+        name: f"$.{name}"
+        for name in ("id", "detail-type", "source", "account", "time", "region", "resources", "detail")
+    },
+    "InputTemplate": (
+        '{"version": "0", "id": "<id>", "detail-type": "<detail-type>", "source": "<source>", '
+        '"account": "<account>", "time": <time>, "region": "<region>", "resources": <resources>, '
+        '"detail": <detail>}'
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SqsSource:
+    """A function's SQS event source, with Lambda's defaults for what the template leaves out."""
+
+    queue_arn: str
+    queue_url: str
+    batch_size: int
+    batching_window_seconds: float
+    maximum_concurrency: int
+    reports_item_failures: bool
+
+    @classmethod
+    def of(cls, props: dict[str, Any], queue_url: str) -> SqsSource:
+        scaling = props.get("ScalingConfig") or {}
+        return cls(
+            queue_arn=str(props["Queue"]),
+            queue_url=queue_url,
+            batch_size=int(props.get("BatchSize", 10)),
+            batching_window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+            # Without a maximum, Lambda starts with five batches at once and scales from there.
+            maximum_concurrency=int(scaling.get("MaximumConcurrency", 5)),
+            reports_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+        )
+
+
+def succeeded_messages(
+    messages: list[dict[str, Any]], invocation: Invocation, *, reports_item_failures: bool
+) -> list[dict[str, Any]]:
+    """The messages of a batch that Lambda deletes after the invocation.
+
+    None when the invocation failed. With ReportBatchItemFailures, all but those the response
+    lists in batchItemFailures (none listed: all); a listed identifier that is empty or not in
+    the batch makes the whole batch a failure, as in Lambda. Without it, the response is not read.
+    """
+    if invocation.failed:
+        return []
+    result = invocation.result
+    failures = result.get("batchItemFailures") if reports_item_failures and isinstance(result, dict) else None
+    if not failures:
+        return messages
+    failed = {failure.get("itemIdentifier") if isinstance(failure, dict) else None for failure in failures}
+    if not failed <= {message["MessageId"] for message in messages}:
+        return []
+    return [message for message in messages if message["MessageId"] not in failed]
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:

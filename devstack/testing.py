@@ -167,8 +167,8 @@ class StackProcess:
 
 def function_for_event(template: Template, event: dict[str, Any]) -> str | None:
     """The function of the template that `event` is meant for: the HttpApi route of an API Gateway
-    event, or the function whose EventBridge rule pattern matches an EventBridge event (moto's
-    matcher, as the local stack's delivery uses)."""
+    event, the function whose EventBridge rule pattern matches an EventBridge event (moto's
+    matcher, as the local stack's delivery uses), or the function fed by an SQS event's queue."""
     from moto.events.models import EventPattern
 
     for spec in template.functions().values():
@@ -181,13 +181,19 @@ def function_for_event(template: Template, event: dict[str, Any]) -> str | None:
             elif source.type in ("EventBridgeRule", "CloudWatchEvent") and "detail-type" in event:
                 if EventPattern.load(json.dumps(props.get("Pattern", {}))).matches_event(event):  # type: ignore[arg-type]
                     return spec.logical_id
-            elif source.type in ("Schedule", "ScheduleV2", "SQS") and source.type == _kind(event):
+            elif _source_of(source.type, props, event):
                 return spec.logical_id
     return None
 
 
-def _kind(event: dict[str, Any]) -> str:
-    if event.get("detail-type") == "Scheduled Event":
-        return "Schedule"
+def _source_of(source_type: str, props: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Whether a scheduled or an SQS event comes from this event source of a function."""
+    if source_type == "SQS":
+        return _sqs_queue(event) == props.get("Queue")
+    return source_type in ("Schedule", "ScheduleV2") and event.get("detail-type") == "Scheduled Event"
+
+
+def _sqs_queue(event: dict[str, Any]) -> str | None:
+    """The queue an SQS event's records come from."""
     records = event.get("Records") or [{}]
-    return "SQS" if records[0].get("eventSource") == "aws:sqs" else ""
+    return records[0].get("eventSourceARN") if records[0].get("eventSource") == "aws:sqs" else None
