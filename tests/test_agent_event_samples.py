@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,7 +57,11 @@ def test_stop_agent_sample_aborts_the_execution(demo, agent: Agent, lambda_conte
     arn = agent.start("k58xyz789ghi012")
     assert arn == EXECUTION.format("k58xyz789ghi012")
 
-    assert stop_agent.handler(load_event("stop-agent.json"), lambda_context)["stopRequested"] is True
+    sample = load_event("stop-agent.json")
+    [stop_request] = sample["Records"]
+    assert json.loads(stop_request["body"])["detail"]["executionArn"] == arn
+
+    assert stop_agent.handler(sample, lambda_context) == {"batchItemFailures": []}
     assert agent.wait_for(arn, {"ABORTED"}) == "ABORTED"
 
 

@@ -1,21 +1,32 @@
-"""The stop target: a cancel through the HTTP function ends with the agent's execution ABORTED."""
+"""The stopper: the stop queue's records (each an EventBridge `Message Cancel Requested` event)
+become StopExecution calls on the agent's executions, at a bounded rate, failing record by record."""
 
 from __future__ import annotations
 
+import json
+import uuid
+from typing import Any
+
 import pytest
 from agent_scene import Agent, eventbridge_event
-from botocore.exceptions import ClientError
+from botocore.awsrequest import AWSResponse
 
+from cancel_service.adapters import agent_executions
+from cancel_service.adapters.agent_executions import TokenBucket
 from cancel_service.adapters.aws import STOP_EXECUTION_CONFIG
+from cancel_service.config import ConfigurationError, stop_executions_per_second_per_instance
 from cancel_service.handlers import stop_agent
-from conftest import OWNER, PROJECT, Store
+from conftest import BUS_NAME, OWNER, PROJECT, Store
+from devstack.stack import EVENTBRIDGE_ENVELOPE, sqs_record
 from faults import client_error, install
 from http_client import post_cancel
 
 pytest_plugins = ["conftest_agent"]
 
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:StopRequestsQueue"
 
-def cancel_event(execution_arn: str, message_id: str = "m1") -> dict:
+
+def cancel_event(execution_arn: str, message_id: str = "m1") -> dict[str, Any]:
     return eventbridge_event(
         "Message Cancel Requested",
         {
@@ -31,10 +42,51 @@ def cancel_event(execution_arn: str, message_id: str = "m1") -> dict:
     )
 
 
-def test_cancel_over_http_aborts_the_agents_executions(
-    store: Store, agent: Agent, route, mint, lambda_context
+def record(body: dict[str, Any] | str) -> dict[str, Any]:
+    """One SQS record as Lambda's event source mapping hands it over."""
+    message = {
+        "MessageId": str(uuid.uuid4()),
+        "ReceiptHandle": uuid.uuid4().hex,
+        "Body": body if isinstance(body, str) else json.dumps(body),
+        "Attributes": {"ApproximateReceiveCount": "1"},
+    }
+    return sqs_record(message, QUEUE_ARN)
+
+
+def batch(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def failed_ids(answer: dict[str, Any]) -> list[str]:
+    return [failure["itemIdentifier"] for failure in answer["batchItemFailures"]]
+
+
+def gone_execution(agent: Agent) -> str:
+    return agent.state_machine_arn.replace(":stateMachine:", ":execution:") + ":long-gone"
+
+
+@pytest.fixture
+def stop_queue(store: Store, template: dict[str, Any]) -> str:
+    """The template's stop rule on the test bus, delivering to a queue as EventBridge does."""
+    rule = template["Resources"]["StopRequestsRule"]["Properties"]
+    queue_url: str = store.sqs.create_queue(QueueName="stop-requests")["QueueUrl"]
+    queue_arn = store.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    store.events.put_rule(
+        Name="stop-requests", EventBusName=BUS_NAME, EventPattern=json.dumps(rule["EventPattern"])
+    )
+    store.events.put_targets(
+        Rule="stop-requests",
+        EventBusName=BUS_NAME,
+        Targets=[{"Id": "queue", "Arn": queue_arn, "InputTransformer": EVENTBRIDGE_ENVELOPE}],
+    )
+    return queue_url
+
+
+def test_cancel_over_http_aborts_the_agents_executions_through_the_queue(
+    store: Store, agent: Agent, stop_queue: str, mint, lambda_context
 ):
-    stop_rule = route("StopAgentFunction", "CancelRequested")
     store.put_project()
     store.put_message("m1", conversation_id="conv_a", execution_arn=agent.start("m1"))
     store.put_message("m2", conversation_id="conv_b", execution_arn=agent.start("m2"))
@@ -44,13 +96,14 @@ def test_cancel_over_http_aborts_the_agents_executions(
     answer = post_cancel(lambda_context, {"projectId": PROJECT}, token=mint())
     assert sorted(answer.body["messageIds"]) == ["m1", "m2", "m3"]
 
-    delivered = stop_rule.take()
-    assert sorted(event["detail"]["messageId"] for event in delivered) == ["m1", "m2"]
-    for event in delivered:
-        assert stop_agent.handler(event, lambda_context) == {
-            "messageId": event["detail"]["messageId"],
-            "stopRequested": True,
-        }
+    messages = store.sqs.receive_message(QueueUrl=stop_queue, MaxNumberOfMessages=10)["Messages"]
+    events = [json.loads(message["Body"]) for message in messages]
+    assert sorted(event["detail"]["messageId"] for event in events) == ["m1", "m2"]
+    assert {event["account"] for event in events} == {"123456789012"}  # the whole EventBridge event
+
+    answer = stop_agent.handler(batch(*(sqs_record(m, QUEUE_ARN) for m in messages)), lambda_context)
+
+    assert answer == {"batchItemFailures": []}
     assert agent.wait_for(agent.started["m1"], {"ABORTED"}) == "ABORTED"
     assert agent.wait_for(agent.started["m2"], {"ABORTED"}) == "ABORTED"
     assert agent.status(agent.started["m4"]) == "RUNNING"  # its message was not cancelled
@@ -60,7 +113,7 @@ def test_stop_names_the_error_and_who_asked(store, agent, monkeypatch, lambda_co
     clients = install(monkeypatch)
     arn = agent.start("m1")
 
-    stop_agent.handler(cancel_event(arn), lambda_context)
+    assert stop_agent.handler(batch(record(cancel_event(arn))), lambda_context) == {"batchItemFailures": []}
 
     assert clients["stepfunctions"].calls == [
         (
@@ -71,22 +124,20 @@ def test_stop_names_the_error_and_who_asked(store, agent, monkeypatch, lambda_co
     assert agent.wait_for(arn, {"ABORTED"}) == "ABORTED"
 
 
-def test_stopping_a_stopped_execution_succeeds_quietly(store, agent, lambda_context):
-    # At-least-once delivery: the same cancel event may arrive twice.
+def test_stopping_a_stopped_or_vanished_execution_succeeds_quietly(store, agent, lambda_context, log_lines):
+    # At-least-once delivery: the same cancel event may arrive twice, even in one batch.
     arn = agent.start("m1")
-    stop_agent.handler(cancel_event(arn), lambda_context)
+    stop_agent.handler(batch(record(cancel_event(arn))), lambda_context)
     assert agent.wait_for(arn, {"ABORTED"}) == "ABORTED"
 
-    assert stop_agent.handler(cancel_event(arn), lambda_context)["stopRequested"] is True
+    again = batch(
+        record(cancel_event(arn)), record(cancel_event(arn)), record(cancel_event(gone_execution(agent)))
+    )
+    assert stop_agent.handler(again, lambda_context) == {"batchItemFailures": []}
+
     assert agent.status(arn) == "ABORTED"
-
-
-def gone_execution(agent: Agent) -> str:
-    return agent.state_machine_arn.replace(":stateMachine:", ":execution:") + ":long-gone"
-
-
-def test_stopping_an_execution_that_does_not_exist_succeeds_quietly(store, agent, lambda_context):
-    assert stop_agent.handler(cancel_event(gone_execution(agent)), lambda_context)["stopRequested"] is False
+    handled = [line for line in log_lines() if line["message"] == "agent stop handled"]
+    assert [line["stopped"] for line in handled] == [True, True, True, False]
 
 
 @pytest.mark.parametrize(
@@ -101,34 +152,99 @@ def test_stopping_an_execution_that_does_not_exist_succeeds_quietly(store, agent
     ],
     ids=["other-machine", "name-prefix", "other-account", "other-region", "extra-part", "express"],
 )
-def test_an_execution_of_another_state_machine_is_refused_by_the_function_itself(
-    store, agent, monkeypatch, lambda_context, execution_arn
+def test_an_execution_of_another_state_machine_is_refused_and_never_retried(
+    store, agent, monkeypatch, lambda_context, log_lines, execution_arn
 ):
     clients = install(monkeypatch)
     if execution_arn == "another-state-machine":
         execution_arn = agent.finished_execution("m1")  # a real execution of another state machine
 
-    answer = stop_agent.handler(cancel_event(execution_arn), lambda_context)
+    answer = stop_agent.handler(batch(record(cancel_event(execution_arn))), lambda_context)
 
-    assert answer == {"stopRequested": False, "rejected": True}
+    assert answer == {"batchItemFailures": []}  # handled: retrying cannot make it succeed
     stepfunctions = clients.get("stepfunctions")
     assert stepfunctions is None or stepfunctions.calls == []  # refused before any call
+    assert any(line["message"].startswith("agent stop rejected") for line in log_lines())
 
 
-def test_a_stop_that_keeps_failing_raises_so_lambda_retries_and_dead_letters_it(
+def test_records_that_are_no_cancel_event_are_refused_and_never_retried(
+    store, agent, lambda_context, log_lines
+):
+    without_arn = cancel_event("arn:aws:states:us-east-1:123456789012:execution:agent:x")
+    del without_arn["detail"]["executionArn"]
+    arn = agent.start("m1")
+
+    answer = stop_agent.handler(
+        batch(record(without_arn), record("not json at all"), record(cancel_event(arn))), lambda_context
+    )
+
+    assert answer == {"batchItemFailures": []}
+    assert agent.wait_for(arn, {"ABORTED"}) == "ABORTED"  # the good record of the batch is stopped
+    rejected = [line for line in log_lines() if line["message"].startswith("agent stop rejected")]
+    assert len(rejected) == 2
+
+
+def test_a_failing_stop_fails_its_record_alone(store, agent, monkeypatch, lambda_context, log_lines):
+    clients = install(monkeypatch)
+    first, failing, last = agent.start("m1"), agent.start("m2"), agent.start("m3")
+    records = [record(cancel_event(arn, message_id)) for message_id, arn in agent.started.items()]
+    stop_agent.handler(
+        batch(record(cancel_event(gone_execution(agent)))), lambda_context
+    )  # builds the client
+    stepfunctions = clients["stepfunctions"]
+
+    def stop_execution(**kwargs: Any) -> Any:
+        if kwargs["executionArn"] == failing:
+            raise client_error("ServiceUnavailable", "StopExecution")
+        return stepfunctions.real.stop_execution(**kwargs)
+
+    stepfunctions.intercept["stop_execution"] = stop_execution
+
+    answer = stop_agent.handler(batch(*records), lambda_context)
+
+    assert failed_ids(answer) == [records[1]["messageId"]]
+    assert agent.wait_for(first, {"ABORTED"}) == "ABORTED"
+    assert agent.wait_for(last, {"ABORTED"}) == "ABORTED"
+    assert agent.status(failing) == "RUNNING"
+    failures = [line for line in log_lines() if line["message"].startswith("agent stop failed")]
+    assert [line["execution_arn"] for line in failures] == [failing]
+
+
+def throttle_every_stop(client: Any) -> list[int]:
+    """StopExecution answers ThrottlingException on the wire, so botocore's retries see it."""
+    attempts: list[int] = []
+
+    def throttled(request: Any, **kwargs: Any) -> AWSResponse:
+        attempts.append(1)
+        body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+        response = AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, None)
+        response._content = body  # type: ignore[attr-defined]
+        return response
+
+    # First, ahead of moto's own stand-in for the network: botocore takes the first answer.
+    client.meta.events.register_first("before-send.sfn.StopExecution", throttled)
+    return attempts
+
+
+def test_a_throttled_stop_is_reported_after_the_clients_retries_so_the_queue_retries_it(
     store, agent, monkeypatch, lambda_context
 ):
+    # No backoff sleep in the test: the retries are what is checked, not their pace.
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0)
+    monkeypatch.setattr(
+        "botocore.retries.adaptive.ClientRateLimiter.on_sending_request", lambda self, **kw: None
+    )
     clients = install(monkeypatch)
-    arn = agent.start("m1")
-    stop_agent.handler(cancel_event(gone_execution(agent)), lambda_context)  # builds the client
+    stop_agent.handler(
+        batch(record(cancel_event(gone_execution(agent)))), lambda_context
+    )  # builds the client
+    attempts = throttle_every_stop(clients["stepfunctions"].real)
+    throttled, handled = record(cancel_event(gone_execution(agent))), record({"detail-type": "Other"})
 
-    def throttled(**kwargs):
-        raise client_error("ThrottlingException", "StopExecution")
+    answer = stop_agent.handler(batch(handled, throttled), lambda_context)
 
-    clients["stepfunctions"].intercept["stop_execution"] = throttled
-
-    with pytest.raises(ClientError):
-        stop_agent.handler(cancel_event(arn), lambda_context)
+    assert failed_ids(answer) == [throttled["messageId"]]
+    assert len(attempts) == STOP_EXECUTION_CONFIG.retries["total_max_attempts"]
 
 
 def test_throttled_stops_are_retried_with_backoff_by_the_client():
@@ -136,9 +252,91 @@ def test_throttled_stops_are_retried_with_backoff_by_the_client():
     assert STOP_EXECUTION_CONFIG.retries == {"mode": "adaptive", "total_max_attempts": 10}
 
 
-def test_an_event_without_an_execution_arn_is_refused_not_retried(store, lambda_context, log_lines):
-    event = cancel_event("arn:aws:states:us-east-1:123456789012:execution:agent:x")
-    del event["detail"]["executionArn"]
+# --- the pace -----------------------------------------------------------------------------------------
 
-    assert stop_agent.handler(event, lambda_context) == {"stopRequested": False, "rejected": True}
-    assert any(line["message"].startswith("agent stop rejected") for line in log_lines())
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.now += seconds
+
+
+@pytest.mark.parametrize(("rate", "stops"), [(5.0, 60), (0.5, 7), (2.5, 26)])
+def test_stops_keep_to_the_rate_after_a_burst_of_one_seconds_worth(rate, stops):
+    clock = FakeClock()
+    bucket = TokenBucket(rate, clock=clock, sleep=clock.sleep)
+    capacity = max(1.0, rate)
+    burst = int(capacity)
+    started = clock.now
+    taken_at = []
+    for _ in range(stops):
+        bucket.take()
+        taken_at.append(clock.now - started)
+
+    assert taken_at[:burst] == [0.0] * burst  # a user's Stop of a few messages goes at once
+    assert clock.now - started >= (stops - capacity) / rate - 1e-9
+    # Over any window after the burst, no more than rate per second (and one more token).
+    for first in range(burst, stops):
+        for last in range(first + 1, stops):
+            assert last - first <= (taken_at[last] - taken_at[first]) * rate + 1e-6
+
+
+def test_the_bucket_refills_while_idle_but_no_more_than_one_seconds_worth():
+    clock = FakeClock()
+    bucket = TokenBucket(4.0, clock=clock, sleep=clock.sleep)
+    for _ in range(4):
+        bucket.take()
+    clock.now += 60  # an idle minute does not buy a minute's worth of stops
+    started = clock.now
+    for _ in range(8):
+        bucket.take()
+    assert clock.now - started == pytest.approx(1.0)
+
+
+def test_a_stopper_keeps_to_its_share_of_the_rate(store, agent, monkeypatch, lambda_context):
+    monkeypatch.setenv("STOP_EXECUTIONS_PER_SECOND", "20")
+    monkeypatch.setenv("STOP_MAXIMUM_CONCURRENCY", "4")
+    clock = FakeClock()
+    monkeypatch.setattr(
+        agent_executions, "TokenBucket", lambda rate: TokenBucket(rate, clock=clock, sleep=clock.sleep)
+    )
+    arns = [agent.start(f"m{index}") for index in range(15)]
+    started = clock.now
+
+    answer = stop_agent.handler(batch(*(record(cancel_event(arn)) for arn in arns)), lambda_context)
+
+    assert answer == {"batchItemFailures": []}
+    # 5 per second for this instance (20 shared by 4): 5 at once, then 10 more in 2 seconds.
+    assert clock.now - started == pytest.approx(2.0)
+    assert {agent.wait_for(arn, {"ABORTED"}) for arn in arns} == {"ABORTED"}
+
+
+@pytest.mark.parametrize("value", ["", "0", "-3", "fast", "nan", "inf"])
+def test_the_stop_rate_must_be_a_positive_number(monkeypatch, value):
+    monkeypatch.setenv("STOP_EXECUTIONS_PER_SECOND", value)
+    monkeypatch.setenv("STOP_MAXIMUM_CONCURRENCY", "4")
+
+    with pytest.raises(ConfigurationError, match="STOP_EXECUTIONS_PER_SECOND"):
+        stop_executions_per_second_per_instance()
+
+
+@pytest.mark.parametrize("value", ["", "0", "2.5", "four", "²"])
+def test_the_maximum_concurrency_must_be_a_positive_integer(monkeypatch, value):
+    monkeypatch.setenv("STOP_EXECUTIONS_PER_SECOND", "20")
+    monkeypatch.setenv("STOP_MAXIMUM_CONCURRENCY", value)
+
+    with pytest.raises(ConfigurationError, match="STOP_MAXIMUM_CONCURRENCY"):
+        stop_executions_per_second_per_instance()
+
+
+def test_each_stopper_gets_its_share_of_the_rate(monkeypatch):
+    monkeypatch.setenv("STOP_EXECUTIONS_PER_SECOND", "20")
+    monkeypatch.setenv("STOP_MAXIMUM_CONCURRENCY", "4")
+
+    assert stop_executions_per_second_per_instance() == 5.0

@@ -6,6 +6,7 @@ names the variable, instead of falling back to a default that would hide it.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +26,24 @@ def _required(name: str) -> str:
 def _optional(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
+
+
+def _positive_number(name: str) -> float:
+    text = _required(name)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"environment variable {name} must be a positive number, not {text!r}")
+    return value
+
+
+def _positive_integer(name: str) -> int:
+    text = _required(name)
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise ConfigurationError(f"environment variable {name} must be a positive integer, not {text!r}")
+    return int(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +70,13 @@ class ClerkConfig:
 def agent_state_machine_arn() -> str:
     """The agent's state machine (stop function only): the one whose executions may be stopped."""
     return _required("AGENT_STATE_MACHINE_ARN")
+
+
+@cache
+def stop_executions_per_second_per_instance() -> float:
+    """The StopExecution rate of one stopper (stop function only): the rate all of them together
+    stay under, shared by as many instances as the queue's poller runs at most."""
+    return _positive_number("STOP_EXECUTIONS_PER_SECOND") / _positive_integer("STOP_MAXIMUM_CONCURRENCY")
 
 
 @cache

@@ -20,7 +20,12 @@ from cancel_service.adapters.clerk import JwksCache, KeySource, SessionTokenVeri
 from cancel_service.adapters.messages import MessagesTable
 from cancel_service.adapters.projects import ProjectsTable
 from cancel_service.cancel import CancelService
-from cancel_service.config import agent_state_machine_arn, clerk_config, store_config
+from cancel_service.config import (
+    agent_state_machine_arn,
+    clerk_config,
+    stop_executions_per_second_per_instance,
+    store_config,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -86,10 +91,12 @@ def agent_outcomes() -> AgentOutcomes:
 
 @cache
 def agent_executions() -> AgentExecutions:
-    from cancel_service.adapters.agent_executions import AgentExecutions
+    from cancel_service.adapters.agent_executions import AgentExecutions, TokenBucket
 
     return AgentExecutions(
-        boto3.client("stepfunctions", config=STOP_EXECUTION_CONFIG), agent_state_machine_arn()
+        boto3.client("stepfunctions", config=STOP_EXECUTION_CONFIG),
+        agent_state_machine_arn(),
+        TokenBucket(stop_executions_per_second_per_instance()),
     )
 
 
