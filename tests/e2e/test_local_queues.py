@@ -30,8 +30,8 @@ Resources:
   Bus:
     Type: AWS::Events::EventBus
     Properties:
-      Name: !Sub "${AWS::StackName}-bus"
-  SeenTable:
+      Name: !Sub "${AWS::StackName}-work"
+  WorkSeenTable:
     Type: AWS::DynamoDB::Table
     Properties:
       BillingMode: PAY_PER_REQUEST
@@ -62,7 +62,7 @@ Resources:
       Handler: handlers.work
       Environment:
         Variables:
-          SEEN_TABLE: !Ref SeenTable
+          SEEN_TABLE: !Ref WorkSeenTable
       Events:
         Work:
           Type: SQS
@@ -108,6 +108,8 @@ def work(event, context):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    # moto's backends live in this process, shared with the other in-process stacks of the
+    # tests: this template's names are its own.
     root: Path = tmp_path_factory.mktemp("template")
     (root / "template.yaml").write_text(TEMPLATE)
     (root / "code").mkdir()
@@ -130,7 +132,7 @@ def _put(stack: DevStack, *details: dict[str, Any]) -> None:
             "Source": "app.work",
             "DetailType": "Work",
             "Detail": json.dumps(d),
-            "EventBusName": "cancel-service-local-bus",
+            "EventBusName": "cancel-service-local-work",
         }
         for d in details
     ]
@@ -139,7 +141,7 @@ def _put(stack: DevStack, *details: dict[str, Any]) -> None:
 
 def _invocations(stack: DevStack, keys: set[str]) -> list[dict[str, Any]]:
     """The recorded invocations whose batch holds any of `keys` (a Scan: a handful of test items)."""
-    items = stack.client("dynamodb").scan(TableName="cancel-service-local-SeenTable")["Items"]
+    items = stack.client("dynamodb").scan(TableName="cancel-service-local-WorkSeenTable")["Items"]
     found = [
         {
             "keys": json.loads(item["keys"]["S"]),
