@@ -91,12 +91,12 @@ def agent_outcomes() -> AgentOutcomes:
 
 @cache
 def agent_executions() -> AgentExecutions:
-    from cancel_service.adapters.agent_executions import AgentExecutions, TokenBucket
+    from cancel_service.adapters.agent_executions import AgentExecutions, RateLimit
 
     return AgentExecutions(
         boto3.client("stepfunctions", config=STOP_EXECUTION_CONFIG),
         agent_state_machine_arn(),
-        TokenBucket(stop_executions_per_second_per_instance()),
+        RateLimit(stop_executions_per_second_per_instance()),
     )
 
 

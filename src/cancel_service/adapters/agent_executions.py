@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,13 +18,20 @@ if TYPE_CHECKING:
 STOP_ERROR = "MessageCancelled"
 
 
-class TokenBucket:
-    """At most `rate` calls per second on average, and at most one second's worth at once.
+class RateLimit:
+    """At most `rate` calls in any one-second window (below one per second: one call per
+    `1 / rate` seconds), measured from the moment each call was let through.
 
-    One per container, used by one thread at a time (Lambda runs one invocation per container
-    and the stopper makes its calls one after the other). The burst lets a user's Stop of a few
-    messages go at once; a backlog is paced at `rate`.
+    Not a token bucket: a bucket lets one second's burst and one second's refill into the same
+    window, twice the rate, which Step Functions' quota would see. Here a user's Stop of a few
+    messages still goes at once, and a backlog is paced so that no window holds more. One per
+    container, used by one thread at a time (Lambda runs one invocation per container and the
+    stopper makes its calls one after the other).
     """
+
+    # A hair over a second, so that calls measured a moment after they were let through still
+    # fall in distinct one-second windows.
+    _WINDOW_MARGIN_SECONDS = 0.005
 
     def __init__(
         self,
@@ -34,31 +42,27 @@ class TokenBucket:
     ) -> None:
         if rate <= 0:
             raise ValueError("the rate must be positive")
-        self._rate = rate
-        self._capacity = max(1.0, rate)
-        self._tokens = self._capacity
+        self._calls = max(1, int(rate))
+        self._window = max(1.0, 1.0 / rate) + self._WINDOW_MARGIN_SECONDS
+        self._recent: deque[float] = deque()
         self._clock = clock
         self._sleep = sleep
-        self._updated = clock()
 
     def take(self) -> None:
-        """Take a token, first waiting for one when there is none."""
+        """Let one call through, first waiting until the window has room for it."""
         now = self._clock()
-        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
-        if self._tokens < 1:
-            wait = (1 - self._tokens) / self._rate
-            self._sleep(wait)
-            # The token became available at now + wait; a sleep cut short is made up for by the
-            # next call, which counts from that moment.
-            self._tokens, self._updated = 1.0, now + wait
-        self._tokens -= 1
+        while self._recent and now - self._recent[0] >= self._window:
+            self._recent.popleft()
+        if len(self._recent) >= self._calls:
+            self._sleep(self._window - (now - self._recent.popleft()))
+            now = self._clock()
+        self._recent.append(now)
 
 
 class AgentExecutions:
     """The executions of one state machine, the agent's; no other is ever stopped."""
 
-    def __init__(self, client: SFNClient, state_machine_arn: str, pace: TokenBucket) -> None:
+    def __init__(self, client: SFNClient, state_machine_arn: str, pace: RateLimit) -> None:
         self._client = client
         self._pace = pace
         # arn:<partition>:states:<region>:<account>:execution:<state machine>:<execution>
@@ -70,7 +74,7 @@ class AgentExecutions:
 
         Raises NotAnAgentExecution, before any call, for an execution of another state machine:
         IAM would refuse it too, but the function does not rely on its deployment for that.
-        Each call waits for its turn in the container's token bucket, so that the stoppers
+        Each call waits for its turn under the container's rate limit, so that the stoppers
         together stay under the account's StopExecution quota.
         Stopping an execution that already ended succeeds in Step Functions; one that no longer
         exists (past its retention) raises ExecutionDoesNotExist. Neither leaves anything to do.
