@@ -1,0 +1,378 @@
+"""One bulk cancel at scale, end to end in one process against moto, with its invariants checked.
+
+N processing messages (100,000 by default) in many projects, each with an agent execution; one
+`olderThanSeconds` bulk under a short time budget per invocation (so it runs as a long chain of
+continuations); every continuation delivered to the bulk function as EventBridge would; every
+`Message Cancel Requested` event that the stop rule matches fed to the stopper in SQS batches, as
+the queue's event source mapping would, records it reports failed delivered again, and records
+that keep failing counted as dead letters.
+
+Checked (exit 1 when one fails): every message cancelled exactly once (one cancel event each,
+`cancelRequestId` the bulk's id), every agent stop requested exactly once, no record in the
+dead-letter queue, the report's counts equal to the table's, and StopExecution calls never above
+the template's default rate in any one-second window. Printed: wall time, invocations of each
+function, StopExecution calls per second at the peak, peak RSS.
+
+The published events are taken from the PutEvents calls rather than through moto's SQS (whose
+receive is linear in the queue's length), and the executions do not exist in moto (the stopper
+treats that as stopped, after one StopExecution call each): what is measured is the service's
+own work and pacing.
+
+Run: .venv/bin/python benchmarks/bulk_scale.py [--messages 100000] [--projects 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+from moto.events.models import EventPattern  # noqa: E402
+
+from cancel_service.models import utc_timestamp  # noqa: E402
+from devstack.template import create_tables, load_template  # noqa: E402
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+TABLES = {"MessagesTable": "scale-messages", "ProjectsTable": "scale-projects"}
+BUS = "scale-cancel"
+AGENT = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:scale-agent"
+BULK_ID = "scale-bulk"
+SQS_BATCH = 10
+MAX_RECEIVE_COUNT = 5  # a record failed this often would be in the dead-letter queue
+# As the bulk test of the suite does: time for five pages of 100 per invocation.
+BUDGET_MS, STEP_MS = 60_000, 10_000
+
+
+@dataclass
+class Context:
+    """A Lambda context whose remaining time drops by `step_ms` each time it is asked."""
+
+    function_name: str
+    remaining_ms: int = BUDGET_MS
+    step_ms: int = STEP_MS
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.remaining_ms -= self.step_ms
+        return self.remaining_ms
+
+
+def stop_rule_pattern(template: dict[str, Any]) -> dict[str, Any]:
+    """The pattern of the rule that feeds the stop queue, as the template declares it."""
+    pattern: dict[str, Any] = template["Resources"]["StopRequestsRule"]["Properties"]["EventPattern"]
+    return pattern
+
+
+def stop_concurrency(template: dict[str, Any]) -> str:
+    variables = template["Resources"]["StopAgentFunction"]["Properties"]["Environment"]["Variables"]
+    return str(variables["STOP_MAXIMUM_CONCURRENCY"])
+
+
+class Recorder:
+    """Wraps the clients the functions build: keeps every PutEvents entry EventBridge accepted
+    and the instant of every StopExecution call."""
+
+    def __init__(self) -> None:
+        self.accepted: list[dict[str, Any]] = []
+        self.stops: list[tuple[float, str]] = []
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        real_client = boto3.client
+
+        def client(service: str, *args: Any, **kwargs: Any) -> Any:
+            created = real_client(service, *args, **kwargs)
+            events = created.meta.events
+            if service == "events":
+                events.register("before-parameter-build.events.PutEvents", self._remember_entries)
+                events.register("after-call.events.PutEvents", self._keep_accepted)
+            if service == "stepfunctions":
+                events.register("before-parameter-build.sfn.StopExecution", self._stop)
+            return created
+
+        boto3.client = client  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            boto3.client = real_client  # type: ignore[assignment]
+
+    @staticmethod
+    def _remember_entries(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+        context["entries"] = list(params["Entries"])
+
+    def _keep_accepted(self, parsed: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+        for entry, result in zip(context["entries"], parsed.get("Entries", []), strict=True):
+            if result.get("EventId"):
+                self.accepted.append(entry)
+
+    def _stop(self, params: dict[str, Any], **kwargs: Any) -> None:
+        self.stops.append((time.monotonic(), params["executionArn"]))
+
+    def take(self, detail_type: str) -> list[dict[str, Any]]:
+        """The accepted events of this detail type since the last take, as EventBridge delivers them."""
+        taken = [entry for entry in self.accepted if entry["DetailType"] == detail_type]
+        self.accepted = [entry for entry in self.accepted if entry["DetailType"] != detail_type]
+        return [
+            {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": entry["DetailType"],
+                "source": entry["Source"],
+                "account": ACCOUNT,
+                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": REGION,
+                "resources": [],
+                "detail": json.loads(entry["Detail"]),
+            }
+            for entry in taken
+        ]
+
+
+def seed(dynamodb: Any, messages: int, projects: int) -> list[str]:
+    updated = utc_timestamp(datetime.now(UTC) - timedelta(hours=2))
+    ids = [f"m{n:06d}" for n in range(messages)]
+    for start in range(0, messages, 25):
+        dynamodb.batch_write_item(
+            RequestItems={
+                TABLES["MessagesTable"]: [
+                    {
+                        "PutRequest": {
+                            "Item": {
+                                "id": {"S": message_id},
+                                "projectId": {"S": f"p{n % projects:04d}"},
+                                "conversationId": {"S": "conv_1"},
+                                "status": {"S": "processing"},
+                                "executionArn": {"S": execution_arn(message_id)},
+                                "createdAt": {"S": updated},
+                                "updatedAt": {"S": updated},
+                            }
+                        }
+                    }
+                    for n, message_id in enumerate(ids[start : start + 25], start)
+                ]
+            }
+        )
+    return ids
+
+
+def execution_arn(message_id: str) -> str:
+    return AGENT.replace(":stateMachine:", ":execution:") + f":{message_id}"
+
+
+def sqs_records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "messageId": str(uuid.uuid4()),
+            "receiptHandle": "handle",
+            "body": json.dumps(event),
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:stop-requests",
+            "awsRegion": REGION,
+        }
+        for event in events
+    ]
+
+
+@dataclass
+class StopQueue:
+    """The stop queue and its event source mapping: batches of 10, failed records again."""
+
+    pending: deque[tuple[dict[str, Any], int]] = field(default_factory=deque)
+    dead_letters: int = 0
+    invocations: int = 0
+
+    def add(self, events: list[dict[str, Any]]) -> None:
+        self.pending.extend((event, 0) for event in events)
+
+    def drain(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> None:
+        while self.pending:
+            batch = [self.pending.popleft() for _ in range(min(SQS_BATCH, len(self.pending)))]
+            records = sqs_records([event for event, _ in batch])
+            self.invocations += 1
+            answer = handler({"Records": records}, Context("StopAgentFunction"))
+            failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
+            for record, (event, receives) in zip(records, batch, strict=True):
+                if record["messageId"] not in failed:
+                    continue
+                if receives + 1 >= MAX_RECEIVE_COUNT:
+                    self.dead_letters += 1
+                else:
+                    self.pending.append((event, receives + 1))
+
+
+def busiest_second(instants: list[float]) -> int:
+    """The most calls in any one-second window."""
+    busiest, window = 0, deque[float]()
+    for instant in sorted(instants):
+        window.append(instant)
+        while instant - window[0] >= 1.0:
+            window.popleft()
+        busiest = max(busiest, len(window))
+    return busiest
+
+
+def run(messages: int, projects: int, rate: float) -> int:
+    template = load_template()
+    stop_pattern = EventPattern.load(json.dumps(stop_rule_pattern(template)))
+    os.environ.update(
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        AWS_ACCESS_KEY_ID="scale",
+        AWS_SECRET_ACCESS_KEY="scale",  # noqa: S106 - moto's
+        POWERTOOLS_SERVICE_NAME="cancel-service",
+        POWERTOOLS_METRICS_NAMESPACE="StopTheAI",
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL="WARNING",
+        POWERTOOLS_METRICS_DISABLED="true",
+        MESSAGES_TABLE=TABLES["MessagesTable"],
+        PROJECTS_TABLE=TABLES["ProjectsTable"],
+        EVENT_BUS_NAME=BUS,
+        AGENT_STATE_MACHINE_ARN=AGENT,
+        STOP_EXECUTIONS_PER_SECOND=str(rate),
+        STOP_MAXIMUM_CONCURRENCY=stop_concurrency(template),
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    recorder = Recorder()
+    with mock_aws(), recorder.installed():
+        dynamodb = boto3.client("dynamodb")
+        create_tables(dynamodb, TABLES, template)
+        boto3.client("events").create_event_bus(Name=BUS)
+        ids = seed(dynamodb, messages, projects)
+        from cancel_service.handlers import bulk_cancel, stop_agent
+
+        started = time.monotonic()
+        queue = StopQueue()
+        cancel_events: Counter[str] = Counter()
+        bulk_invocations = 0
+        reports: list[dict[str, Any]] = []
+        pending = [bulk_request()]
+        while pending:
+            bulk_invocations += 1
+            bulk_cancel.handler(pending.pop(), Context("BulkCancelFunction"))
+            pending.extend(recorder.take("Bulk Cancel Requested"))
+            reports.extend(event["detail"] for event in recorder.take("Bulk Cancel Completed"))
+            cancels = recorder.take("Message Cancel Requested")
+            cancel_events.update(event["detail"]["messageId"] for event in cancels)
+            queue.add([event for event in cancels if stop_pattern.matches_event(event)])
+            queue.drain(stop_agent.handler)
+        wall = time.monotonic() - started
+        outcome = Outcome(
+            ids, table_items(dynamodb), cancel_events, recorder.stops, queue, reports, bulk_invocations
+        )
+        failures = check(outcome, rate)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{messages:,} messages in {projects} projects: {wall:.1f} s")
+    print(f"invocations: BulkCancelFunction {bulk_invocations}, StopAgentFunction {queue.invocations}")
+    busiest = busiest_second([instant for instant, _ in recorder.stops])
+    print(f"StopExecution: {len(recorder.stops):,} calls, at most {busiest} in one second (rate {rate:g}/s)")
+    print(f"peak RSS {peak_mib:.0f} MiB")
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    return 1 if failures else 0
+
+
+def bulk_request() -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Bulk Cancel Requested",
+        "source": "app.operator",
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [],
+        "detail": {"olderThanSeconds": 3600, "bulkId": BULK_ID, "reason": "scale_test"},
+    }
+
+
+def table_items(dynamodb: Any) -> list[dict[str, str]]:
+    paginator = dynamodb.get_paginator("scan")
+    return [
+        {name: value["S"] for name, value in item.items() if "S" in value}
+        for page in paginator.paginate(TableName=TABLES["MessagesTable"])
+        for item in page["Items"]
+    ]
+
+
+@dataclass
+class Outcome:
+    ids: list[str]
+    items: list[dict[str, str]]
+    cancel_events: Counter[str]
+    stops: list[tuple[float, str]]
+    queue: StopQueue
+    reports: list[dict[str, Any]]
+    bulk_invocations: int
+
+
+def check(outcome: Outcome, rate: float) -> list[str]:
+    """Every invariant of the run that does not hold."""
+    failures = []
+    cancelled = [item for item in outcome.items if item["status"] == "cancelled"]
+    if len(cancelled) != len(outcome.ids):
+        failures.append(f"{len(outcome.ids) - len(cancelled)} messages not cancelled")
+    if any(item.get("cancelRequestId") != BULK_ID for item in cancelled):
+        failures.append("a message was cancelled by another request than the bulk")
+    if set(outcome.cancel_events) != set(outcome.ids) or set(outcome.cancel_events.values()) != {1}:
+        failures.append("not exactly one cancel event per message")
+    stops = Counter(arn for _, arn in outcome.stops)
+    if set(stops) != {execution_arn(message_id) for message_id in outcome.ids} or set(stops.values()) != {1}:
+        failures.append("not exactly one StopExecution per agent execution")
+    if outcome.queue.dead_letters:
+        failures.append(f"{outcome.queue.dead_letters} stop requests in the dead-letter queue")
+    if len(outcome.reports) != 1:
+        failures.append(f"{len(outcome.reports)} reports instead of one")
+    else:
+        (report,) = outcome.reports
+        expected = {
+            "outcome": "finished",
+            "selected": len(outcome.ids),
+            "cancelled": len(cancelled),
+            "alreadyFinished": 0,
+            "failed": 0,
+            "invocations": outcome.bulk_invocations,
+        }
+        if {name: report.get(name) for name in expected} != expected:
+            failures.append(f"the report {report} does not match the table {expected}")
+    if busiest_second([instant for instant, _ in outcome.stops]) > rate:
+        failures.append("StopExecution went over its rate")
+    return failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--projects", type=int, default=500)
+    # StopExecutionsPerSecond for the run: the template's default (20) would make 100,000 stops
+    # take 83 minutes; the rule checked is the same at any rate.
+    parser.add_argument("--stop-rate", type=float, default=2_000)
+    args = parser.parse_args()
+    sys.exit(run(args.messages, args.projects, args.stop_rate))
+
+
+if __name__ == "__main__":
+    main()
