@@ -56,7 +56,8 @@ class WriteOutcome(Enum):
 
 @dataclass(frozen=True, slots=True)
 class ConditionalUpdate:
-    """A conditional update's outcome: the item after it when it applied, as it was when not."""
+    """A conditional update's outcome: the item after it when it applied (if asked for), as it
+    was when not."""
 
     applied: bool
     item: dict[str, AttributeValueTypeDef]
@@ -177,6 +178,7 @@ class MessagesTable:
             "SET agentStoppedAt = :at",
             "#status = :cancelled AND attribute_not_exists(agentStoppedAt)",
             {":cancelled": {"S": CANCELLED}, ":at": {"S": at}},
+            return_new=True,
         )
         return update.item.get("cancelledAt", {}).get("S") if update.applied else None
 
@@ -186,8 +188,11 @@ class MessagesTable:
         update: str,
         condition: str,
         values: dict[str, AttributeValueTypeDef],
+        *,
+        return_new: bool = False,
     ) -> ConditionalUpdate:
-        """A conditional update (whose condition reads `#status`).
+        """A conditional update (whose condition reads `#status`); the item after it comes back
+        only with `return_new` (the cancel writes, thousands in a bulk, need none of it).
 
         When the condition fails, DynamoDB returns the item as it was: the caller can tell a
         message that moved on from one its own earlier attempt already moved (an SDK retry of a
@@ -200,7 +205,7 @@ class MessagesTable:
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+                ReturnValues="ALL_NEW" if return_new else "NONE",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
