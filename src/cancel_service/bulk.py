@@ -54,8 +54,8 @@ OWNER_PROJECTS_PAGE = 100
 SAFETY_MARGIN_MS = 20_000
 # EventBridge's entry limit is 256 KB for source, detail type and detail together.
 MAX_CONTINUATION_DETAIL_BYTES = 256 * 1024 - 1024
-# A failing read or cancel is tried this often (after the clients' own retries) before giving up.
-STEP_ATTEMPTS = 3
+# A failing read is tried this often (after the client's own retries) before the bulk gives up.
+READ_ATTEMPTS = 3
 RETRY_DELAY_SECONDS = 1.0
 # How many of a bulk's project ids its report names (the count is always there).
 REPORTED_PROJECT_IDS = 20
@@ -189,7 +189,7 @@ class BulkCancelService:
             if remaining_ms() < SAFETY_MARGIN_MS:
                 detail = step.rest(run.current_progress()).model_dump(by_alias=True, exclude_none=True)
                 if len(json.dumps(detail, separators=(",", ":"))) <= MAX_CONTINUATION_DETAIL_BYTES:
-                    self._retrying(partial(self._events.publish_continuation, detail))
+                    self._events.publish_continuation(detail)
                     logger.info("bulk continues in a new invocation", extra=_counts(run))
                     return BulkRun(tuple(run.cancelled_ids), continued=True)
                 # Too large to hand off yet: each further page makes the rest smaller.
@@ -200,32 +200,29 @@ class BulkCancelService:
         return BulkRun(tuple(run.cancelled_ids), continued=False, outcome=outcome)
 
     def _handle(self, messages: Sequence[ProcessingMessage], run: _Invocation) -> None:
+        """Cancel one page. Not retried here: the core's calls were retried already, and a second
+        try would publish a second event for a message whose event was accepted (one request
+        publishes one event per message)."""
         run.totals.selected += len(messages)
         if run.selection.dry_run:
             return
-        pending = list(messages)
-        for attempt in range(STEP_ATTEMPTS):
-            try:
-                result = self._cancel_service.cancel(pending, run.request)
-            except DependencyUnavailable as error:
-                cancelled, finished = error.cancelled_ids, error.already_finished_ids
-                failure: DependencyUnavailable | None = error
-            else:
-                cancelled, finished, failure = result.cancelled_ids, result.already_finished_ids, None
-            run.cancelled_ids.extend(cancelled)
-            run.totals.cancelled += len(cancelled)
-            run.totals.already_finished += len(finished)
-            if failure is None:
-                return
-            done = {*cancelled, *finished}
-            pending = [message for message in pending if message.id not in done]
-            if attempt + 1 == STEP_ATTEMPTS:
-                run.totals.failed += len(pending)
-                raise failure
-            self._sleep(RETRY_DELAY_SECONDS * 2**attempt)
+        try:
+            result = self._cancel_service.cancel(messages, run.request)
+        except DependencyUnavailable as error:
+            self._count(run, error.cancelled_ids, error.already_finished_ids)
+            run.totals.failed += len(messages) - len(error.cancelled_ids) - len(error.already_finished_ids)
+            raise
+        self._count(run, result.cancelled_ids, result.already_finished_ids)
+
+    @staticmethod
+    def _count(run: _Invocation, cancelled: tuple[str, ...], finished: tuple[str, ...]) -> None:
+        run.cancelled_ids.extend(cancelled)
+        run.totals.cancelled += len(cancelled)
+        run.totals.already_finished += len(finished)
 
     def _retrying(self, read: Callable[[], T]) -> T:
-        for attempt in range(STEP_ATTEMPTS - 1):
+        """A read, tried again after a pause while its dependency fails (reads change nothing)."""
+        for attempt in range(READ_ATTEMPTS - 1):
             try:
                 return read()
             except DependencyUnavailable:
