@@ -259,6 +259,8 @@ _TOTALS: Counter[str] = Counter()
 @pytest.fixture(scope="module", autouse=True)
 def totals() -> Iterator[None]:
     yield
+    if not _TOTALS["cases"]:
+        return
     record(
         TITLE,
         f"totals: cases {_TOTALS['cases']}, 500s: {_TOTALS['500']},"
@@ -524,3 +526,62 @@ def test_stop_agent_function(case: Case, store: Store, plan: FaultPlan, lambda_c
         _conclude(case, Outcome(first, attempt))
         return
     raise AssertionError(f"the execution was not stopped after {MAX_RETRIES} retries without the fault")
+
+
+# --- refused inputs: no raise (a retry could never help), no AWS call -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "detail"),
+    [
+        ("app.admin", {"projectIds": []}),
+        ("app.admin", {"ownerId": OWNER, "olderThanSeconds": 3600}),
+        ("app.admin", {"olderThanSeconds": 59}),
+        # The contract: the function itself refuses a bulk published under the cancel events' source.
+        (CANCEL_SOURCE, {"projectIds": [PROJECT]}),
+    ],
+    ids=["no-project", "two-shapes", "too-young", "from-app.messages"],
+)
+def test_bulk_cancel_refuses_without_raising_or_touching_anything(
+    store: Store, plan: FaultPlan, source: str, detail: dict[str, Any]
+) -> None:
+    store.put_project()
+    store.put_message("m1")
+    before = dict(plan.attempts)
+
+    answer = bulk_cancel.handler(
+        eventbridge_event("Bulk Cancel Requested", detail, source=source), _bulk_context()
+    )
+
+    assert answer["accepted"] is False
+    assert dict(plan.attempts) == before, "a refused bulk called AWS"
+    assert store.status("m1") == "processing"
+
+
+def test_stop_refuses_an_execution_of_another_state_machine_without_raising(
+    store: Store, plan: FaultPlan, lambda_context: Any
+) -> None:
+    sfn = boto3.client("stepfunctions")
+    other = sfn.create_state_machine(
+        name="not-the-agent", definition=STAND_IN_AGENT.read_text(), roleArn=AGENT_ROLE
+    )["stateMachineArn"]
+    execution_arn = sfn.start_execution(stateMachineArn=other, name="m1")["executionArn"]
+    event = eventbridge_event(
+        "Message Cancel Requested",
+        {
+            "messageId": "m1",
+            "projectId": PROJECT,
+            "conversationId": "conv_1",
+            "executionArn": execution_arn,
+            "requestedBy": OWNER,
+            "reason": "user_request",
+            "requestedAt": utc_timestamp(),
+            "requestId": "http-1",
+        },
+        source=CANCEL_SOURCE,
+    )
+
+    stop_agent.handler(event, lambda_context)
+
+    assert plan.attempts["StopExecution"] == 0, "StopExecution called on another state machine's execution"
+    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
