@@ -28,6 +28,7 @@ from typing import Any
 
 import boto3
 import pytest
+from agent_scene import AGENT_STATE_MACHINE_ARN
 
 from conftest import bus_with_capture_queue
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, SigningKey
@@ -44,7 +45,8 @@ BUS_NAME = "sam-cancel-bus"
 PARAMETER_OVERRIDES = " ".join(
     [
         f"ClerkIssuer={DEV_ISSUER}",
-        "AgentStateMachineArn=arn:aws:states:us-east-1:123456789012:stateMachine:agent-local",
+        # The stand-in agent the sample events name: the stopper stops no other machine's executions.
+        f"AgentStateMachineArn={AGENT_STATE_MACHINE_ARN}",
         "Architecture=x86_64",
     ]
 )
