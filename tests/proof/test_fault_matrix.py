@@ -23,6 +23,7 @@ reports only the rest); the table counts them per case.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -540,10 +541,21 @@ def test_stop_agent_function(case: Case, store: Store, plan: FaultPlan, lambda_c
             first = first or "record failed"
             continue
         first = first or "returned"
-        assert sfn.describe_execution(executionArn=execution_arn)["status"] == "ABORTED"
+        assert _status_within(sfn, execution_arn, "ABORTED") == "ABORTED"
         _conclude(case, Outcome(first, attempt))
         return
     raise AssertionError(f"the execution was not stopped after {MAX_RETRIES} retries without the fault")
+
+
+def _status_within(sfn: Any, execution_arn: str, wanted: str, seconds: float = 5.0) -> str:
+    """The execution's status once it is `wanted`, or as it is after `seconds`: a stop that
+    succeeded shows in describe_execution a moment later when moto runs the executions."""
+    deadline = time.monotonic() + seconds
+    while (status := str(sfn.describe_execution(executionArn=execution_arn)["status"])) != wanted:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return status
 
 
 def sqs_record(event: dict[str, Any]) -> dict[str, Any]:
