@@ -46,7 +46,8 @@ from moto import mock_aws  # noqa: E402
 from moto.events.models import EventPattern  # noqa: E402
 
 from cancel_service.models import utc_timestamp  # noqa: E402
-from devstack.template import create_tables, load_template  # noqa: E402
+from devstack.provision import create_tables  # noqa: E402
+from devstack.template import load_template  # noqa: E402
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 TABLES = {"MessagesTable": "scale-messages", "ProjectsTable": "scale-projects"}

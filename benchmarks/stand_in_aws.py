@@ -31,9 +31,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from devstack.cfn import Template
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN
-from devstack.template import create_tables, load_template
+from devstack.provision import create_tables
+from devstack.template import Template, load_template
 
 STACK_NAME = "benchmark"
 TABLE_NAMES = {"MessagesTable": "benchmark-messages", "ProjectsTable": "benchmark-projects"}

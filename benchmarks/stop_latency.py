@@ -18,7 +18,8 @@ import sys
 import time
 import urllib.request
 
-from devstack.sample_events import CANCEL_PATH, DEMO_PROJECT, DEMO_USER
+from devstack.constants import CANCEL_PATH
+from devstack.demo import DEMO_PROJECT, DEMO_USER
 from devstack.stack import DevStack, StackOptions
 
 POLL_SECONDS = 0.01
@@ -41,9 +42,9 @@ def stop_over_http(stack: DevStack) -> list[str]:
 
 def one_round(stack: DevStack) -> float:
     """Milliseconds from the Stop sent to the last of its executions ABORTED."""
-    stack.seed_demo()
+    stack.demo.seed()
     executions = {
-        m["id"]: m["executionArn"] for m in stack.demo_messages(DEMO_PROJECT) if "executionArn" in m
+        m["id"]: m["executionArn"] for m in stack.demo.messages(DEMO_PROJECT) if "executionArn" in m
     }
     sfn = stack.client("stepfunctions")
     started = time.perf_counter()

@@ -19,11 +19,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
-from devstack.cfn import REGION, FunctionSpec
-from devstack.template import ROOT
+from devstack.constants import LOCAL_CREDENTIAL, REGION, ROOT
+from devstack.template import FunctionSpec
 
 LogSink = Callable[[str, str], None]  # (function logical id, line)
 
@@ -33,8 +33,6 @@ class Invocation:
     request_id: str
     result: Any = None
     error: dict[str, Any] | None = None
-    logs: list[str] = field(default_factory=list)
-    duration_ms: float = 0.0
 
     @property
     def failed(self) -> bool:
@@ -59,9 +57,9 @@ def runtime_environment(
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
+        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIAL,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIAL,
+        "AWS_SESSION_TOKEN": LOCAL_CREDENTIAL,
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_ENDPOINT_URL": aws_endpoint,
@@ -128,10 +126,10 @@ class Container:
             line = raw.rstrip("\n")
             self._sink(self.spec.logical_id, line)
             current = self._current
-            if current is not None:
-                current.logs.append(line)
-                if line.startswith(f"REPORT RequestId: {current.request_id}"):
-                    self._report_seen.set()
+            # The REPORT line ends an invocation's log: `invoke` returns after it, so that the
+            # invocation's lines are printed before whatever its caller prints next.
+            if current is not None and line.startswith(f"REPORT RequestId: {current.request_id}"):
+                self._report_seen.set()
         self._report_seen.set()
 
     @property
@@ -143,7 +141,6 @@ class Container:
         invocation = Invocation(request_id=str(uuid.uuid4()))
         self._current = invocation
         self._report_seen.clear()
-        started = time.monotonic()
         deadline_ms = int((time.time() + timeout) * 1000)
         request = {"requestId": invocation.request_id, "event": event, "deadlineMs": deadline_ms}
         try:
@@ -158,7 +155,6 @@ class Container:
             self._sink(self.spec.logical_id, f"{time.strftime('%FT%T')} {invocation.request_id} {message}")
         except (BrokenPipeError, OSError):
             line = None
-        invocation.duration_ms = (time.monotonic() - started) * 1000
         if invocation.error is None:
             if line is None:
                 invocation.error = {

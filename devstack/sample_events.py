@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from devstack.apigw import http_api_event
 from devstack.clerk import DEV_ORIGIN, SigningKey, session_claims
+from devstack.constants import CANCEL_PATH, ROOT
+from devstack.demo import DEMO_PROJECT, DEMO_USER
 
-EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
-DEMO_USER = "user_2demoOwner0000000000000"
-DEMO_ORG = "org_2demoTeam00000000000000000"
-DEMO_PROJECT = "k57abc123def456"
-CANCEL_PATH = "/api/messages/cancel"
+EVENTS_DIR = ROOT / "events"
 _ISSUED = int(datetime(2026, 11, 24, 12, tzinfo=UTC).timestamp())
 _EXPIRES = int(datetime(2099, 1, 1, tzinfo=UTC).timestamp())
 

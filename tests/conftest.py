@@ -23,7 +23,8 @@ from moto import mock_aws
 
 from cancel_service import config, runtime
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, JwksServer, SigningKey, session_claims
-from devstack.template import create_tables, load_template
+from devstack.provision import create_tables
+from devstack.template import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE_NAMES = {"MessagesTable": "test-messages", "ProjectsTable": "test-projects"}

@@ -12,7 +12,7 @@ from agent_scene import AGENT_STATE_MACHINE_ARN, Agent
 from cancel_service.handlers import bulk_cancel, execution_status, stop_agent
 from cancel_service.models import utc_timestamp
 from conftest import TABLE_NAMES, Store, load_event
-from devstack.sample_events import DEMO_PROJECT, DEMO_USER
+from devstack.demo import DEMO_PROJECT, DEMO_USER
 
 pytest_plugins = ["conftest_agent"]
 

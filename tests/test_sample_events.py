@@ -6,7 +6,8 @@ import pytest
 
 from conftest import Store, load_event
 from devstack.clerk import SigningKey
-from devstack.sample_events import DEMO_PROJECT, DEMO_USER, sample_events
+from devstack.demo import DEMO_PROJECT, DEMO_USER
+from devstack.sample_events import sample_events
 from http_client import invoke
 
 

@@ -17,7 +17,8 @@ from cancel_service.adapters.aws import STOP_EXECUTION_CONFIG
 from cancel_service.config import ConfigurationError, stop_executions_per_second_per_instance
 from cancel_service.handlers import stop_agent
 from conftest import BUS_NAME, OWNER, PROJECT, Store
-from devstack.stack import EVENTBRIDGE_ENVELOPE, sqs_record
+from devstack.delivery import EVENTBRIDGE_ENVELOPE
+from devstack.sqs_source import sqs_record
 from faults import client_error, install
 from http_client import post_cancel
 

@@ -14,10 +14,9 @@ from typing import Any
 
 import boto3
 import pytest
+from support.local_stack import StackProcess, http
 
-from devstack.sample_events import DEMO_PROJECT
-from devstack.stack import DEMO_MESSAGES
-from devstack.testing import StackProcess, http
+from devstack.demo import DEMO_MESSAGES, DEMO_PROJECT
 
 CLI = Path(sys.executable).parent / "cancel-service"
 PROCESSING = sorted(message_id for message_id, _, status in DEMO_MESSAGES if status == "processing")

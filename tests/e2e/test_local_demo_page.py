@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from support.local_stack import StackProcess
 
-from devstack.stack import DEMO_MESSAGES
-from devstack.template import ROOT
-from devstack.testing import StackProcess
+from devstack.constants import ROOT
+from devstack.demo import DEMO_MESSAGES
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.local_stack import function_for_event
 
-from devstack.cfn import STACK_NAME, Template
-from devstack.stack import stand_in_agent_arn
-from devstack.template import ROOT
-from devstack.testing import function_for_event
+from devstack.constants import ROOT, STACK_NAME
+from devstack.demo import stand_in_agent_arn
+from devstack.template import Template
 
 EVENTS = sorted((ROOT / "events").glob("*.json"))
 # What the HTTP samples answer against the demo data (other samples: no function error).

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.local_stack import StackProcess, http
 
-from devstack.template import ROOT
-from devstack.testing import StackProcess, http
+from devstack.constants import ROOT
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from devstack.lambdas import Invocation
-from devstack.stack import DevStack, StackOptions, succeeded_messages
+from devstack.sqs_source import succeeded_messages
+from devstack.stack import DevStack, StackOptions
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from support.local_stack import StackProcess, http
 
-from devstack.sample_events import CANCEL_PATH, DEMO_PROJECT
-from devstack.stack import DEMO_MESSAGES
-from devstack.testing import StackProcess, http
+from devstack.constants import CANCEL_PATH
+from devstack.demo import DEMO_MESSAGES, DEMO_PROJECT
 
 PROCESSING = sorted(message_id for message_id, _, status in DEMO_MESSAGES if status == "processing")
 STOP_WAIT_SECONDS = 15

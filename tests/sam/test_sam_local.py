@@ -32,8 +32,9 @@ from agent_scene import AGENT_STATE_MACHINE_ARN
 
 from conftest import bus_with_capture_queue
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, SigningKey
-from devstack.sample_events import DEMO_PROJECT, DEMO_USER
-from devstack.template import create_tables, load_template
+from devstack.demo import DEMO_PROJECT, DEMO_USER
+from devstack.provision import create_tables
+from devstack.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "scripts" / "sam-local-setup"

@@ -1,5 +1,6 @@
-"""Helpers for the tests that drive the local stack from outside, as a user does: start
-`python -m devstack` as a process on free ports, wait until it is up, stop it with Ctrl-C."""
+"""For the tests that drive the local stack from outside, as a user does: start
+`python -m devstack` as a process on free ports, wait until it is up, stop it with Ctrl-C; a
+small HTTP client; and which function of the template a sample event is meant for."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.cfn import Template
-from devstack.template import ROOT
+from devstack.constants import ROOT
+from devstack.template import Template
 
 START_TIMEOUT = 60.0
 
