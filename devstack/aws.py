@@ -6,11 +6,17 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from devstack.constants import ACCOUNT, LOCAL_CREDENTIAL, REGION
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 
 def local_session() -> boto3.session.Session:
@@ -33,7 +39,20 @@ class LocalAws:
         self._session = local_session()
 
     def client(self, service: str) -> Any:
+        """A client of any service, for callers that name it at run time (the tests)."""
         return self._session.client(service, endpoint_url=self.url)  # type: ignore[call-overload]
+
+    def dynamodb(self) -> DynamoDBClient:
+        return self._session.client("dynamodb", endpoint_url=self.url)
+
+    def events(self) -> EventBridgeClient:
+        return self._session.client("events", endpoint_url=self.url)
+
+    def sqs(self) -> SQSClient:
+        return self._session.client("sqs", endpoint_url=self.url)
+
+    def stepfunctions(self) -> SFNClient:
+        return self._session.client("stepfunctions", endpoint_url=self.url)
 
     def queue_url(self, arn: str) -> str:
         """The URL of the queue with this ARN (moto's URLs are account/name under its endpoint)."""

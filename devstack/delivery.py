@@ -17,7 +17,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devstack.aws import LocalAws
 from devstack.background import Background
@@ -27,6 +27,9 @@ from devstack.lambdas import FunctionPool, Invocation
 from devstack.sqs_source import SqsSource, start_pollers
 from devstack.template import FunctionEvent, FunctionSpec, Template
 
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import InputTransformerTypeDef, TargetTypeDef
+
 DEFAULT_RETRIES = 2  # Lambda's asynchronous invocation: two retries after the first attempt
 RETRY_DELAYS = (1.0, 2.0)  # AWS waits about 1 and 2 minutes; locally, seconds
 RULE_EVENT_TYPES = ("EventBridgeRule", "CloudWatchEvent")
@@ -34,7 +37,7 @@ SCHEDULE_EVENT_TYPES = ("Schedule", "ScheduleV2")
 
 # EventBridge's event, whole, for a queue target. moto's default input template leaves out
 # `account`, which EventBridge always sends.
-EVENTBRIDGE_ENVELOPE = {
+EVENTBRIDGE_ENVELOPE: InputTransformerTypeDef = {
     "InputPathsMap": {
         name: f"$.{name}"
         for name in ("id", "detail-type", "source", "account", "time", "region", "resources", "detail")
@@ -67,7 +70,7 @@ class Delivery:
     ) -> None:
         self._aws, self._template, self._pools = aws, template, pools
         self._background, self._log = background, log
-        self._events, self._sqs = aws.client("events"), aws.client("sqs")
+        self._events, self._sqs = aws.events(), aws.sqs()
         self.rules: list[str] = []  # what is wired, one line each, for the banner
 
     def wire(self) -> None:
@@ -100,7 +103,7 @@ class Delivery:
         pattern_text = pattern if isinstance(pattern, str) else json.dumps(pattern)
         state = props.get("State", "ENABLED")
         self._events.put_rule(Name=rule, EventBusName=bus_name, EventPattern=pattern_text, State=state)
-        target = {"Id": target_id, "Arn": queue_arn, "InputTransformer": EVENTBRIDGE_ENVELOPE}
+        target: TargetTypeDef = {"Id": target_id, "Arn": queue_arn, "InputTransformer": EVENTBRIDGE_ENVELOPE}
         self._events.put_targets(Rule=rule, EventBusName=bus_name, Targets=[target])
         return bus_name
 

@@ -13,9 +13,13 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devstack.constants import ACCOUNT, REGION, ROOT
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 DEMO_USER = "user_2demoOwner0000000000000"
 DEMO_ORG = "org_2demoTeam00000000000000000"
@@ -39,13 +43,13 @@ def stand_in_agents(stack_name: str) -> list[tuple[str, Path]]:
     ]
 
 
-def stand_in_agent_arn(stack_name: str) -> str | None:
+def stand_in_agent_arn(stack_name: str) -> str:
     """The ARN the local stack gives the template's AgentStateMachineArn: the first stand-in."""
-    agents = stand_in_agents(stack_name)
-    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{agents[0][0]}" if agents else None
+    first, _ = stand_in_agents(stack_name)[0]
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{first}"
 
 
-def create_stand_in_agents(sfn: Any, stack_name: str) -> list[str]:
+def create_stand_in_agents(sfn: SFNClient, stack_name: str) -> list[str]:
     """Create the stand-in agents; their ARNs, in order."""
     return [
         sfn.create_state_machine(name=name, definition=path.read_text(), roleArn=AGENT_ROLE)[
@@ -64,7 +68,11 @@ class DemoData:
     from their logical ids), and (with `sfn` and an agent) its agent executions."""
 
     def __init__(
-        self, dynamodb: Any, table_name: Callable[[str], str], sfn: Any = None, agent: str | None = None
+        self,
+        dynamodb: DynamoDBClient,
+        table_name: Callable[[str], str],
+        sfn: SFNClient | None = None,
+        agent: str | None = None,
     ) -> None:
         self._dynamodb, self._table_name, self._sfn, self._agent = dynamodb, table_name, sfn, agent
 
@@ -94,19 +102,11 @@ class DemoData:
             if status == "processing":
                 processing.append(message_id)
                 if self._sfn is not None and self._agent:
-                    item["executionArn"] = {"S": self._start_agent(message_id, conversation)}
+                    item["executionArn"] = {
+                        "S": _start_agent(self._sfn, self._agent, message_id, conversation)
+                    }
             self._dynamodb.put_item(TableName=self._table_name("MessagesTable"), Item=item)
         return processing
-
-    def _start_agent(self, message_id: str, conversation: str) -> str:
-        execution = self._sfn.start_execution(
-            stateMachineArn=self._agent,
-            name=f"{message_id}-{uuid.uuid4().hex[:8]}",
-            input=json.dumps(
-                {"messageId": message_id, "projectId": DEMO_PROJECT, "conversationId": conversation}
-            ),
-        )
-        return str(execution["executionArn"])
 
     def messages(self, project_id: str) -> list[dict[str, Any]]:
         """Every message of a project with its agent execution's status (the demo page's view).
@@ -123,9 +123,21 @@ class DemoData:
                 item = {name: next(iter(value.values())) for name, value in raw.items()}
                 if "executionArn" in item and self._sfn is not None:
                     with contextlib.suppress(Exception):
-                        execution = self._sfn.describe_execution(executionArn=item["executionArn"])
+                        execution = self._sfn.describe_execution(executionArn=str(item["executionArn"]))
                         item["executionStatus"] = execution["status"]
                 items.append(item)
         return sorted(
             items, key=lambda item: (item.get("conversationId", ""), item.get("createdAt", ""), item["id"])
         )
+
+
+def _start_agent(sfn: SFNClient, agent: str, message_id: str, conversation: str) -> str:
+    """A RUNNING execution of the stand-in agent working on a message; its ARN."""
+    execution = sfn.start_execution(
+        stateMachineArn=agent,
+        name=f"{message_id}-{uuid.uuid4().hex[:8]}",
+        input=json.dumps(
+            {"messageId": message_id, "projectId": DEMO_PROJECT, "conversationId": conversation}
+        ),
+    )
+    return execution["executionArn"]

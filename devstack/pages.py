@@ -11,6 +11,7 @@ of the service and never deployed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import mimetypes
 from collections.abc import Callable
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aws_lambda_powertools.event_handler.openapi import swagger_ui as powertools_swagger_ui
 
 from devstack.constants import ROOT
 from devstack.demo import DEMO_ORG, DEMO_PROJECT, DEMO_USER, DemoData
@@ -73,7 +73,11 @@ class ApiDocs:
     def __init__(self, document_path: Path = OPENAPI_PATH) -> None:
         self.document = json.dumps(yaml.safe_load(document_path.read_text())).encode()
         self.page = (STATIC_DIR / "docs.html").read_bytes()
-        assets_dir = Path(powertools_swagger_ui.__file__).parent
+        # Found, not imported: importing Powertools' event handler takes seconds.
+        powertools = importlib.util.find_spec("aws_lambda_powertools")
+        origin = powertools.origin if powertools else None
+        assert origin is not None, "aws-lambda-powertools is a dependency of the service"
+        assets_dir = Path(origin).parent / "event_handler" / "openapi" / "swagger_ui"
         self.assets = {path.name: path for path in assets_dir.glob("swagger-ui*") if path.is_file()}
 
     def find(self, method: str, path: str, query: dict[str, list[str]]) -> Page | None:  # noqa: ARG002 - the Pages protocol

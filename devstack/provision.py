@@ -5,14 +5,19 @@ them can drift from what is deployed."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from devstack.template import Template, resources_of_type
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sqs import SQSClient
 
-def create_tables(client: Any, table_names: dict[str, str], template: dict[str, Any]) -> None:
+
+def create_tables(client: DynamoDBClient, table_names: dict[str, str], template: dict[str, Any]) -> None:
     """Create every AWS::DynamoDB::Table of the template as written, named `table_names[logical id]`:
     its keys, billing mode and indexes (what DynamoDB's answers depend on)."""
     for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
@@ -28,7 +33,7 @@ def create_tables(client: Any, table_names: dict[str, str], template: dict[str, 
         client.create_table(**request)
 
 
-def create_bus(client: Any, name: str) -> None:
+def create_bus(client: EventBridgeClient, name: str) -> None:
     """Create an event bus unless it exists (`sam-seed` runs again on the same moto)."""
     try:
         client.create_event_bus(Name=name)
@@ -37,7 +42,9 @@ def create_bus(client: Any, name: str) -> None:
             raise
 
 
-def provision(template: Template, dynamodb: Any, events: Any, sqs: Any) -> None:
+def provision(
+    template: Template, dynamodb: DynamoDBClient, events: EventBridgeClient, sqs: SQSClient
+) -> None:
     """Every table, bus and queue of the template, under its local physical name."""
     tables = template.of_type("AWS::DynamoDB::Table")
     create_tables(

@@ -5,17 +5,20 @@ does not, so a watcher polls the executions and puts those events."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devstack.aws import LocalAws
 from devstack.background import Background
 
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
 POLL_SECONDS = 0.25
 
 
-def status_change_entry(execution: dict[str, Any]) -> dict[str, Any]:
+def status_change_entry(execution: Mapping[str, Any]) -> PutEventsRequestEntryTypeDef:
     """The PutEvents entry of AWS's "Step Functions Execution Status Change" event."""
 
     def millis(moment: Any) -> int | None:
@@ -46,7 +49,7 @@ def status_change_entry(execution: dict[str, Any]) -> dict[str, Any]:
 
 class ExecutionWatcher:
     def __init__(self, aws: LocalAws, background: Background, log: Callable[[str], None]) -> None:
-        self._sfn, self._events = aws.client("stepfunctions"), aws.client("events")
+        self._sfn, self._events = aws.stepfunctions(), aws.events()
         self._stopping, self._log = background.stopping, log
         self._status: dict[str, str] = {}  # execution ARN -> the status last announced
         background.spawn(self._run, "sfn-status")

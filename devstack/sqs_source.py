@@ -10,14 +10,21 @@ policy (moto applies it on receive) moves it to its dead-letter queue in the end
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from devstack.aws import LocalAws
 from devstack.background import Background
 from devstack.constants import REGION
 from devstack.lambdas import FunctionPool, Invocation
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+# A received SQS message: boto3's, or a plain dict in the tests.
+Message = TypeVar("Message", bound=Mapping[str, Any])
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class SqsSource:
         )
 
 
-def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
     """The record of an SQS event for a received message, as Lambda builds it."""
     return {
         "messageId": message["MessageId"],
@@ -61,8 +68,8 @@ def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
 
 
 def succeeded_messages(
-    messages: list[dict[str, Any]], invocation: Invocation, *, reports_item_failures: bool
-) -> list[dict[str, Any]]:
+    messages: list[Message], invocation: Invocation, *, reports_item_failures: bool
+) -> list[Message]:
     """The messages of a batch that Lambda deletes after the invocation.
 
     None when the invocation failed. With ReportBatchItemFailures, all but those the response
@@ -86,7 +93,7 @@ def start_pollers(
 ) -> None:
     """One poller per batch in flight: at most MaximumConcurrency at once."""
     for index in range(source.maximum_concurrency):
-        poller = _Poller(source, pool, aws.client("sqs"), background, log)
+        poller = _Poller(source, pool, aws.sqs(), background, log)
         background.spawn(poller.run, f"sqs-{pool.spec.logical_id}-{index}")
 
 
@@ -95,7 +102,7 @@ class _Poller:
         self,
         source: SqsSource,
         pool: FunctionPool,
-        sqs: Any,
+        sqs: SQSClient,
         background: Background,
         log: Callable[[str], None],
     ) -> None:
@@ -127,7 +134,7 @@ class _Poller:
                 self._log(f"! {function}: {len(messages) - len(done)} of {len(messages)} SQS records failed")
             self._delete(done)
 
-    def _delete(self, messages: list[dict[str, Any]]) -> None:
+    def _delete(self, messages: list[MessageTypeDef]) -> None:
         for first in range(0, len(messages), 10):  # SQS deletes at most 10 per call
             self._sqs.delete_message_batch(
                 QueueUrl=self._source.queue_url,
@@ -137,7 +144,7 @@ class _Poller:
                 ],
             )
 
-    def _receive_batch(self) -> list[dict[str, Any]]:
+    def _receive_batch(self) -> list[MessageTypeDef]:
         """The first message(s) after a long poll of up to 1 s, then more until the batch is full
         or the batching window is over."""
         size = self._source.batch_size
@@ -153,12 +160,11 @@ class _Poller:
             messages += more
         return messages
 
-    def _receive(self, count: int, *, wait_seconds: int) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = self._sqs.receive_message(
+    def _receive(self, count: int, *, wait_seconds: int) -> list[MessageTypeDef]:
+        return self._sqs.receive_message(
             QueueUrl=self._source.queue_url,
             MaxNumberOfMessages=min(count, 10),
             WaitTimeSeconds=wait_seconds,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
-        return messages

@@ -87,8 +87,8 @@ class DevStack:
 
     def start(self) -> DevStack:
         started, options = time.monotonic(), self.options
-        self._aws = LocalAws(options.host, options.aws_port)
-        self.aws_url = self._aws.url
+        aws = self._aws = LocalAws(options.host, options.aws_port)
+        self.aws_url = aws.url
         self._jwks = JwksServer([self.signing_key]).start(options.clerk_port)
         self.jwks_url = self._jwks.url
         if options.serve_api:  # bound before the template is read: its origin is a parameter
@@ -100,20 +100,18 @@ class DevStack:
         )
         self.functions = self.template.functions()
         self.routes = http_api_routes(self.functions)
-        provision(self.template, self.client("dynamodb"), self.client("events"), self.client("sqs"))
-        agents = create_stand_in_agents(self.client("stepfunctions"), self.template.stack_name)
-        self.agent_state_machine = self.template.parameters.get("AgentStateMachineArn") or next(
-            iter(agents), None
-        )
+        provision(self.template, aws.dynamodb(), aws.events(), aws.sqs())
+        agents = create_stand_in_agents(aws.stepfunctions(), self.template.stack_name)
+        # The template's agent (locally, the first stand-in) unless the template has none.
+        self.agent_state_machine = self.template.parameters.get("AgentStateMachineArn") or agents[0]
         for spec in self.functions.values():
             environment = runtime_environment(spec, self.aws_url)
             self.pools[spec.logical_id] = FunctionPool(spec, environment, self._function_log)
-        delivery = Delivery(self._aws, self.template, self.pools, self._background, self.log)
+        delivery = Delivery(aws, self.template, self.pools, self._background, self.log)
         delivery.wire()
         self.rules = delivery.rules
-        ExecutionWatcher(self._aws, self._background, self.log)
-        sfn = self.client("stepfunctions")
-        self.demo = DemoData(self.client("dynamodb"), self.table_name, sfn, self.agent_state_machine)
+        ExecutionWatcher(aws, self._background, self.log)
+        self.demo = DemoData(aws.dynamodb(), self.table_name, aws.stepfunctions(), self.agent_state_machine)
         if options.seed:
             self.demo.seed()
         if self._gateway is not None:
@@ -131,10 +129,10 @@ class DevStack:
             # origin of the sample events (events/), which is the default origin of this stack.
             "ClerkAuthorizedParties": ",".join(parties),
             "Architecture": host_architecture(),
-            "AgentStateMachineArn": stand_in_agent_arn(STACK_NAME) or "",
+            "AgentStateMachineArn": stand_in_agent_arn(STACK_NAME),
         }
         declared = raw.get("Parameters", {})
-        values = {name: value for name, value in local.items() if name in declared and value}
+        values = {name: value for name, value in local.items() if name in declared}
         return values | self.options.parameter_overrides
 
     def _serve(self, gateway: ApiGateway) -> None:
