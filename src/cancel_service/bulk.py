@@ -110,7 +110,7 @@ class BulkCancelService:
         self._events = events
         self._clock = clock
         self._sleep = sleep
-        self._pages = BulkPages(projects, messages, clock=clock, retrying=self._retrying)
+        self._pages = BulkPages(projects, messages, clock, self._retrying)
 
     def run(
         self,

@@ -49,28 +49,13 @@ class Retrying(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
-    """One page of messages, and the selection left after it (None: nothing is left)."""
-
-    messages: tuple[ProcessingMessage, ...]
-    rest: Rest | None
-
-
 class BulkPages:
     """Reads a selection's pages; every read goes through `retrying`."""
 
-    def __init__(
-        self,
-        projects: ProjectsTable,
-        messages: MessagesTable,
-        *,
-        clock: Callable[[], datetime],
-        retrying: Retrying,
-    ) -> None:
-        self._projects = projects
-        self._messages = messages
-        self._clock = clock
-        self._retrying = retrying
+    projects: ProjectsTable
+    messages: MessagesTable
+    clock: Callable[[], datetime]
+    retrying: Retrying
 
     def checked(self, selection: BulkSelection, continuation: bool) -> BulkSelection:
         """The selection, unless it carries a position it may not: one on an event that is not
@@ -80,7 +65,7 @@ class BulkPages:
         if not continuation:
             raise InvalidBulkRequest("a position is honoured only on the service's own continuations")
         if isinstance(selection, BulkOlderThan):
-            latest_cutoff = utc_timestamp(self._clock() - timedelta(seconds=selection.older_than_seconds))
+            latest_cutoff = utc_timestamp(self.clock() - timedelta(seconds=selection.older_than_seconds))
             if selection.cursor.cutoff > latest_cutoff:
                 raise InvalidBulkRequest("the position's cutoff is later than the selection allows")
         return selection
@@ -137,15 +122,15 @@ class BulkPages:
         position = selection.cursor
         if position is not None:
             after = position.project_id
-            project = self._retrying(lambda: self._projects.get(position.project_id))
+            project = self.retrying(lambda: self.projects.get(position.project_id))
             if project is not None and project.owner_id == selection.owner_id:
                 start_key = page_key(position.start_key)
                 yield from self._project_pages(after, start_key, quota, rest_in(after, last=False))
             else:
                 logger.warning("bulk position names a project the owner does not own; skipped")
         while True:
-            ids, more = self._retrying(
-                partial(self._projects.owned_page, selection.owner_id, after, OWNER_PROJECTS_PAGE)
+            ids, more = self.retrying(
+                partial(self.projects.owned_page, selection.owner_id, after, OWNER_PROJECTS_PAGE)
             )
             for index, project_id in enumerate(ids):
                 last = not more and index == len(ids) - 1
@@ -162,8 +147,8 @@ class BulkPages:
         rest: Callable[[PageKey | None], Rest | None],
     ) -> Iterator[Step]:
         while True:
-            page = self._retrying(
-                partial(self._messages.processing_in_project_page, project_id, start_key, quota())
+            page = self.retrying(
+                partial(self.messages.processing_in_project_page, project_id, start_key, quota())
             )
             start_key = page.next_key
             yield Step(page.messages, rest(start_key))
@@ -175,12 +160,12 @@ class BulkPages:
         cutoff = (
             selection.cursor.cutoff
             if selection.cursor
-            else utc_timestamp(self._clock() - timedelta(seconds=selection.older_than_seconds))
+            else utc_timestamp(self.clock() - timedelta(seconds=selection.older_than_seconds))
         )
         start_key = page_key(selection.cursor.start_key) if selection.cursor else None
         while True:
-            page = self._retrying(
-                partial(self._messages.processing_updated_before_page, cutoff, start_key, quota())
+            page = self.retrying(
+                partial(self.messages.processing_updated_before_page, cutoff, start_key, quota())
             )
             start_key = page.next_key
             if start_key is None:
@@ -189,6 +174,14 @@ class BulkPages:
             yield Step(
                 page.messages, partial(_age_rest, selection, cutoff, AgePageKey.model_validate(start_key))
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One page of messages, and the selection left after it (None: nothing is left)."""
+
+    messages: tuple[ProcessingMessage, ...]
+    rest: Rest | None
 
 
 def _age_rest(

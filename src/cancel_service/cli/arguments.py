@@ -70,8 +70,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     selector.add_argument("--owner", metavar="USER_ID", help="every project of this Clerk user (user_...)")
     selector.add_argument(
         "--older-than",
-        metavar="DURATION",
         type=duration_seconds,
+        metavar="DURATION",
         help="messages processing with no update for this long, in every project (at least 60s)",
     )
     bulk.add_argument("--reason", help="written as cancelReason (default bulk_request)")

@@ -7,6 +7,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,8 +40,8 @@ class ReportWatch:
         # and the name stays within the 64 characters of a rule name.
         self.name = f"bulk-watch-{secrets.token_hex(4)}-{bulk_id}"[:64]
         self._queue_url: str | None = None
-        self._rule_created = False
-        self._target_added = False
+        # What was created so far, each with what it is and the call that deletes it.
+        self._created: list[tuple[str, Callable[[], object]]] = []
 
     def __enter__(self) -> ReportWatch:
         try:
@@ -54,10 +55,12 @@ class ReportWatch:
         self.close()
 
     def _create(self) -> None:
-        self._queue_url = self._sqs.create_queue(
+        queue_url = self._sqs.create_queue(
             QueueName=self.name, Attributes={"MessageRetentionPeriod": "3600"}
         )["QueueUrl"]
-        queue_arn = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
+        self._queue_url = queue_url
+        self._created.append((f"queue {queue_url}", partial(self._sqs.delete_queue, QueueUrl=queue_url)))
+        queue_arn = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
         pattern = {
@@ -71,7 +74,12 @@ class ReportWatch:
             State="ENABLED",
             Description=f"{PROG} bulk --wait: events of bulk {self._bulk_id} (temporary)",
         )["RuleArn"]
-        self._rule_created = True
+        self._created.append(
+            (
+                f"rule {self.name} on bus {self._bus}",
+                partial(self._events.delete_rule, Name=self.name, EventBusName=self._bus),
+            )
+        )
         policy = {
             "Version": "2012-10-17",
             "Statement": [
@@ -84,41 +92,28 @@ class ReportWatch:
                 }
             ],
         }
-        self._sqs.set_queue_attributes(QueueUrl=self._queue_url, Attributes={"Policy": json.dumps(policy)})
+        self._sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
         self._events.put_targets(
             Rule=self.name, EventBusName=self._bus, Targets=[{"Id": "watch", "Arn": queue_arn}]
         )
-        self._target_added = True
+        self._created.append(
+            (
+                f"target of rule {self.name}",
+                partial(self._events.remove_targets, Rule=self.name, EventBusName=self._bus, Ids=["watch"]),
+            )
+        )
 
     def close(self) -> None:
-        """Delete the target, the rule and the queue; each is tried even when another fails, and
-        what could not be deleted is named so that it can be deleted by hand."""
-        if self._target_added:
-            self._delete(
-                f"target of rule {self.name}",
-                self._events.remove_targets,
-                Rule=self.name,
-                EventBusName=self._bus,
-                Ids=["watch"],
-            )
-            self._target_added = False
-        if self._rule_created:
-            self._delete(
-                f"rule {self.name} on bus {self._bus}",
-                self._events.delete_rule,
-                Name=self.name,
-                EventBusName=self._bus,
-            )
-            self._rule_created = False
-        if self._queue_url is not None:
-            self._delete(f"queue {self._queue_url}", self._sqs.delete_queue, QueueUrl=self._queue_url)
-            self._queue_url = None
-
-    def _delete(self, what: str, call: Callable[..., object], **arguments: Any) -> None:
-        try:
-            call(**arguments)
-        except (ClientError, BotoCoreError) as error:
-            print(f"{PROG}: could not delete the temporary {what}: {error}", file=self._log)
+        """Delete what was created, the latest first (the target, the rule, the queue); each is
+        tried even when another fails, and what could not be deleted is named so that it can be
+        deleted by hand."""
+        self._queue_url = None
+        while self._created:
+            what, delete = self._created.pop()
+            try:
+                delete()
+            except (ClientError, BotoCoreError) as error:
+                print(f"{PROG}: could not delete the temporary {what}: {error}", file=self._log)
 
     def receive(self, wait_seconds: int) -> list[dict[str, Any]]:
         """The events delivered so far (waiting up to `wait_seconds` for the first)."""
