@@ -31,17 +31,17 @@ import sys
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import boto3  # noqa: E402
+from event_delivery import Recorder, StopQueue  # noqa: E402
+from lambda_context import ACCOUNT, REGION, LambdaContext  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from moto.events.models import EventPattern  # noqa: E402
 
@@ -49,34 +49,19 @@ from cancel_service.models import utc_timestamp  # noqa: E402
 from devstack.provision import create_tables  # noqa: E402
 from devstack.template import load_template  # noqa: E402
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
+if TYPE_CHECKING:
+    from moto.events.utils import EventMessageType
+
 TABLES = {"MessagesTable": "scale-messages", "ProjectsTable": "scale-projects"}
 BUS = "scale-cancel"
 AGENT = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:scale-agent"
 BULK_ID = "scale-bulk"
-SQS_BATCH = 10
-MAX_RECEIVE_COUNT = 5  # a record failed this often would be in the dead-letter queue
 # As the bulk test of the suite does: time for five pages of 100 per invocation.
 BUDGET_MS, STEP_MS = 60_000, 10_000
 
 
-@dataclass
-class Context:
-    """A Lambda context whose remaining time drops by `step_ms` each time it is asked."""
-
-    function_name: str
-    remaining_ms: int = BUDGET_MS
-    step_ms: int = STEP_MS
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        self.remaining_ms -= self.step_ms
-        return self.remaining_ms
+def budget_context(function_name: str) -> LambdaContext:
+    return LambdaContext(function_name, remaining_ms=BUDGET_MS, step_ms=STEP_MS)
 
 
 def stop_rule_pattern(template: dict[str, Any]) -> dict[str, Any]:
@@ -88,66 +73,6 @@ def stop_rule_pattern(template: dict[str, Any]) -> dict[str, Any]:
 def stop_concurrency(template: dict[str, Any]) -> str:
     variables = template["Resources"]["StopAgentFunction"]["Properties"]["Environment"]["Variables"]
     return str(variables["STOP_MAXIMUM_CONCURRENCY"])
-
-
-class Recorder:
-    """Wraps the clients the functions build: keeps every PutEvents entry EventBridge accepted
-    and the instant of every StopExecution call."""
-
-    def __init__(self) -> None:
-        self.accepted: list[dict[str, Any]] = []
-        self.stops: list[tuple[float, str]] = []
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        real_client = boto3.client
-
-        def client(service: str, *args: Any, **kwargs: Any) -> Any:
-            created = real_client(service, *args, **kwargs)
-            events = created.meta.events
-            if service == "events":
-                events.register("before-parameter-build.events.PutEvents", self._remember_entries)
-                events.register("after-call.events.PutEvents", self._keep_accepted)
-            if service == "stepfunctions":
-                events.register("before-parameter-build.sfn.StopExecution", self._stop)
-            return created
-
-        boto3.client = client  # type: ignore[assignment]
-        try:
-            yield
-        finally:
-            boto3.client = real_client  # type: ignore[assignment]
-
-    @staticmethod
-    def _remember_entries(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
-        context["entries"] = list(params["Entries"])
-
-    def _keep_accepted(self, parsed: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
-        for entry, result in zip(context["entries"], parsed.get("Entries", []), strict=True):
-            if result.get("EventId"):
-                self.accepted.append(entry)
-
-    def _stop(self, params: dict[str, Any], **kwargs: Any) -> None:
-        self.stops.append((time.monotonic(), params["executionArn"]))
-
-    def take(self, detail_type: str) -> list[dict[str, Any]]:
-        """The accepted events of this detail type since the last take, as EventBridge delivers them."""
-        taken = [entry for entry in self.accepted if entry["DetailType"] == detail_type]
-        self.accepted = [entry for entry in self.accepted if entry["DetailType"] != detail_type]
-        return [
-            {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": entry["DetailType"],
-                "source": entry["Source"],
-                "account": ACCOUNT,
-                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "region": REGION,
-                "resources": [],
-                "detail": json.loads(entry["Detail"]),
-            }
-            for entry in taken
-        ]
 
 
 def seed(dynamodb: Any, messages: int, projects: int) -> list[str]:
@@ -179,50 +104,6 @@ def seed(dynamodb: Any, messages: int, projects: int) -> list[str]:
 
 def execution_arn(message_id: str) -> str:
     return AGENT.replace(":stateMachine:", ":execution:") + f":{message_id}"
-
-
-def sqs_records(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "messageId": str(uuid.uuid4()),
-            "receiptHandle": "handle",
-            "body": json.dumps(event),
-            "attributes": {"ApproximateReceiveCount": "1"},
-            "messageAttributes": {},
-            "md5OfBody": "",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:stop-requests",
-            "awsRegion": REGION,
-        }
-        for event in events
-    ]
-
-
-@dataclass
-class StopQueue:
-    """The stop queue and its event source mapping: batches of 10, failed records again."""
-
-    pending: deque[tuple[dict[str, Any], int]] = field(default_factory=deque)
-    dead_letters: int = 0
-    invocations: int = 0
-
-    def add(self, events: list[dict[str, Any]]) -> None:
-        self.pending.extend((event, 0) for event in events)
-
-    def drain(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> None:
-        while self.pending:
-            batch = [self.pending.popleft() for _ in range(min(SQS_BATCH, len(self.pending)))]
-            records = sqs_records([event for event, _ in batch])
-            self.invocations += 1
-            answer = handler({"Records": records}, Context("StopAgentFunction"))
-            failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
-            for record, (event, receives) in zip(records, batch, strict=True):
-                if record["messageId"] not in failed:
-                    continue
-                if receives + 1 >= MAX_RECEIVE_COUNT:
-                    self.dead_letters += 1
-                else:
-                    self.pending.append((event, receives + 1))
 
 
 def busiest_second(instants: list[float]) -> int:
@@ -273,13 +154,16 @@ def run(messages: int, projects: int, rate: float) -> int:
         pending = [bulk_request()]
         while pending:
             bulk_invocations += 1
-            bulk_cancel.handler(pending.pop(), Context("BulkCancelFunction"))
+            bulk_cancel.handler(pending.pop(), budget_context("BulkCancelFunction"))
             pending.extend(recorder.take("Bulk Cancel Requested"))
             reports.extend(event["detail"] for event in recorder.take("Bulk Cancel Completed"))
             cancels = recorder.take("Message Cancel Requested")
             cancel_events.update(event["detail"]["messageId"] for event in cancels)
-            queue.add([event for event in cancels if stop_pattern.matches_event(event)])
-            queue.drain(stop_agent.handler)
+            # The events are built as EventBridge delivers them (Recorder.take).
+            queue.add(
+                [event for event in cancels if stop_pattern.matches_event(cast("EventMessageType", event))]
+            )
+            queue.drain(lambda event: stop_agent.handler(event, budget_context("StopAgentFunction")))
         wall = time.monotonic() - started
         outcome = Outcome(
             ids, table_items(dynamodb), cancel_events, recorder.stops, queue, reports, bulk_invocations

@@ -62,7 +62,7 @@ def one_round(stack: DevStack) -> float:
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     options = StackOptions(api_port=0, clerk_port=0, aws_port=0, seed=False)
-    with DevStack(options, log=lambda line: None) as stack:
+    with DevStack(options, log=lambda _line: None) as stack:
         one_round(stack)  # warm-up: the first containers of each function start here
         samples = []
         for index in range(rounds):

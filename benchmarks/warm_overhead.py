@@ -37,6 +37,7 @@ from unittest import mock
 
 import boto3
 from botocore.awsrequest import AWSResponse
+from lambda_context import LambdaContext
 
 from devstack.apigw import http_api_event
 from devstack.clerk import JwksServer, SigningKey, session_claims
@@ -86,16 +87,6 @@ print(json.dumps({"status": response["statusCode"], "cancelled": cancelled,
 """
 
 
-class LambdaContext:
-    function_name = "CancelFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:CancelFunction"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
-
-
 def _canned_answer(operation: str, params: dict[str, Any]) -> dict[str, Any]:
     """What DynamoDB and EventBridge answer for a project of one processing message."""
     if operation == "GetItem":
@@ -116,7 +107,7 @@ def _canned_answer(operation: str, params: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError(f"the cancel made an unexpected call: {operation}")
 
 
-def _answer_at_once(model: Any, params: dict[str, Any], **kwargs: Any) -> tuple[AWSResponse, dict[str, Any]]:
+def _answer_at_once(model: Any, params: dict[str, Any], **_kwargs: Any) -> tuple[AWSResponse, dict[str, Any]]:
     return AWSResponse(None, 200, {}, None), _canned_answer(model.name, params)  # type: ignore[arg-type]
 
 

@@ -23,6 +23,8 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from cancel_service import cli
+from cancel_service.cli.progress import Progress, ProgressDisplay
+from cancel_service.cli.request import CommandError, bus_of_stack
 from conftest import BUS_NAME, PROJECT, ROOT
 
 OPERATOR_RULE = "operator-requests"
@@ -344,7 +346,7 @@ def test_the_bus_comes_from_the_stack_output() -> None:
     ]
     cloudformation = _cloudformation_answering("describe_stacks", _stack(outputs))
 
-    assert cli.bus_of_stack(cloudformation, "svc") == "svc-cancel"
+    assert bus_of_stack(cloudformation, "svc") == "svc-cancel"
 
 
 @pytest.mark.parametrize(
@@ -363,8 +365,8 @@ def test_a_stack_without_the_bus_output_is_an_error(
 ) -> None:
     cloudformation = _cloudformation_answering("describe_stacks", answer, error)
 
-    with pytest.raises(cli.CommandError, match=message):
-        cli.bus_of_stack(cloudformation, "svc")
+    with pytest.raises(CommandError, match=message):
+        bus_of_stack(cloudformation, "svc")
 
 
 # --- --wait --------------------------------------------------------------------------------------------
@@ -472,9 +474,9 @@ def terminal() -> Iterator[Terminal]:
 
 
 def test_on_a_terminal_progress_is_one_line_redrawn_with_a_bar(terminal: Terminal) -> None:
-    display = cli.ProgressDisplay(terminal)
+    display = ProgressDisplay(terminal)
     display.tick()
-    display.update(cli.Progress(selected=12, cancelled=6, already_finished=1, failed=0, invocations=3))
+    display.update(Progress(selected=12, cancelled=6, already_finished=1, failed=0, invocations=3))
     display.close()
 
     output = terminal.getvalue()
@@ -488,10 +490,10 @@ def test_on_a_terminal_progress_is_one_line_redrawn_with_a_bar(terminal: Termina
 
 
 def test_progress_never_goes_back_to_an_earlier_total(terminal: Terminal) -> None:
-    display = cli.ProgressDisplay(terminal)
-    later = cli.Progress(selected=10, cancelled=8, already_finished=0, failed=0, invocations=3)
+    display = ProgressDisplay(terminal)
+    later = Progress(selected=10, cancelled=8, already_finished=0, failed=0, invocations=3)
     display.update(later)
-    display.update(cli.Progress(selected=5, cancelled=4, already_finished=0, failed=0, invocations=2))
+    display.update(Progress(selected=5, cancelled=4, already_finished=0, failed=0, invocations=2))
 
     assert display.latest == later
     assert "4/5" not in terminal.getvalue()

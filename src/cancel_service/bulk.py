@@ -1,14 +1,11 @@
-"""Bulk cancels: which messages a bulk selects, read page by page from indexes, each page
-cancelled by the one cancel core, continued when an invocation runs short of time, and reported
-once when the bulk ends.
+"""Bulk cancels: the pages a bulk selects (`bulk_selection`) each cancelled by the one cancel
+core, continued when an invocation runs short of time, and reported once when the bulk ends.
 
-A bulk is one chain of invocations. Each continuation is the selection narrowed to what is left
-plus a position inside it (the next page's start key) and the running totals, so no page is read
-twice, no message reported twice, and the last invocation knows the whole bulk's counts for its
-`Bulk Cancel Completed` report. A continuation is handed off only once it fits in one event: a
-selection too large for that (a long project list, nearly at EventBridge's limit) shrinks page by
-page until it does. A position is honoured only on the service's own continuations and only where
-it narrows the selection: anything else is refused, not retried.
+A bulk is one chain of invocations. Each continuation is the rest of the selection with a
+position inside it and the running totals, so no message is reported twice and the last
+invocation knows the whole bulk's counts for its `Bulk Cancel Completed` report. A continuation
+is handed off only once it fits in one event: a selection too large for that (a long project
+list, nearly at EventBridge's limit) shrinks page by page until it does.
 
 A dependency that keeps failing after the clients' and this module's retries makes the bulk give
 up: it reports `failed` with the reason, and what it cancelled stays cancelled.
@@ -18,38 +15,24 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from cancel_service.adapters.bulk_events import BulkEventPublisher
-from cancel_service.adapters.messages import MessagesTable, PageKey
+from cancel_service.adapters.messages import MessagesTable
 from cancel_service.adapters.projects import ProjectsTable
+from cancel_service.bulk_selection import BulkPages
 from cancel_service.cancel import CancelService
-from cancel_service.errors import DependencyUnavailable, InvalidBulkRequest
-from cancel_service.event_models import (
-    AgePageKey,
-    AgePosition,
-    BulkByOwner,
-    BulkByProjects,
-    BulkOlderThan,
-    BulkProgress,
-    BulkSelection,
-    OwnerPosition,
-    ProjectPageKey,
-    ProjectsPosition,
-    page_key,
-)
+from cancel_service.errors import DependencyUnavailable
+from cancel_service.event_models import BulkByOwner, BulkByProjects, BulkProgress, BulkSelection
 from cancel_service.models import CancelRequest, ProcessingMessage, utc_timestamp
 from cancel_service.observability import logger
 
 BULK_REQUESTER = "system:bulk"
 # Messages read and cancelled per step: small enough that one step ends well within the margin.
 PAGE_SIZE = 100
-# Projects of an owner listed per read of the owner index.
-OWNER_PROJECTS_PAGE = 100
 # Below this much remaining time no new page is started; the rest is handed to a continuation.
 SAFETY_MARGIN_MS = 20_000
 # EventBridge's entry limit is 256 KB for source, detail type and detail together.
@@ -61,16 +44,7 @@ RETRY_DELAY_SECONDS = 1.0
 REPORTED_PROJECT_IDS = 20
 
 Outcome = Literal["finished", "capped", "failed"]
-Rest = Callable[[BulkProgress], BulkSelection]
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One page of messages, and the selection left after it (None: nothing is left)."""
-
-    messages: tuple[ProcessingMessage, ...]
-    rest: Rest | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +106,11 @@ class BulkCancelService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._projects = projects
-        self._messages = messages
         self._cancel_service = cancel_service
         self._events = events
         self._clock = clock
         self._sleep = sleep
+        self._pages = BulkPages(projects, messages, clock, self._retrying)
 
     def run(
         self,
@@ -153,7 +126,7 @@ class BulkCancelService:
         carry a position). At least one page is handled per invocation, so every continuation
         makes progress. Raises InvalidBulkRequest for a position it may not honour.
         """
-        selection = self._checked(selection.model_copy(update={"bulk_id": bulk_id}), continuation)
+        selection = self._pages.checked(selection.model_copy(update={"bulk_id": bulk_id}), continuation)
         now = self._clock()
         progress = (
             selection.cursor.progress
@@ -180,7 +153,7 @@ class BulkCancelService:
             return BulkRun(tuple(run.cancelled_ids), continued=False, outcome="failed")
 
     def _go_on(self, run: _Invocation, remaining_ms: Callable[[], int]) -> BulkRun:
-        for step in self._steps(run.selection, run.remaining_quota):
+        for step in self._pages.steps(run.selection, run.remaining_quota):
             self._handle(step.messages, run)
             if run.remaining_quota() == 0:
                 return self._ended(run, "capped")
@@ -248,135 +221,6 @@ class BulkCancelService:
             report["error"] = error
         self._events.publish_report(report)
         logger.info("bulk ended", extra={"outcome": outcome, **_counts(run)})
-
-    # --- what a bulk selects, page by page --------------------------------------------------------
-
-    def _checked(self, selection: BulkSelection, continuation: bool) -> BulkSelection:
-        if selection.cursor is None:
-            return selection
-        if not continuation:
-            raise InvalidBulkRequest("a position is honoured only on the service's own continuations")
-        if isinstance(selection, BulkOlderThan):
-            latest_cutoff = utc_timestamp(self._clock() - timedelta(seconds=selection.older_than_seconds))
-            if selection.cursor.cutoff > latest_cutoff:
-                raise InvalidBulkRequest("the position's cutoff is later than the selection allows")
-        return selection
-
-    def _steps(self, selection: BulkSelection, quota: Callable[[], int]) -> Iterator[Step]:
-        if isinstance(selection, BulkOlderThan):
-            return self._older_than_steps(selection, quota)
-        if isinstance(selection, BulkByOwner):
-            return self._owner_steps(selection, quota)
-        return self._listed_project_steps(selection, quota)
-
-    def _listed_project_steps(self, selection: BulkByProjects, quota: Callable[[], int]) -> Iterator[Step]:
-        project_ids = list(dict.fromkeys(selection.project_ids))
-        start_key = page_key(selection.cursor.start_key) if selection.cursor else None
-
-        def rest_from(index: int) -> Callable[[PageKey | None], Rest | None]:
-            def rest(next_key: PageKey | None) -> Rest | None:
-                left = project_ids[index:] if next_key else project_ids[index + 1 :]
-                if not left:
-                    return None
-                return lambda progress: selection.model_copy(
-                    update={
-                        "project_ids": left,
-                        "cursor": ProjectsPosition(startKey=_project_key(next_key), progress=progress),
-                    }
-                )
-
-            return rest
-
-        for index, project_id in enumerate(project_ids):
-            yield from self._project_pages(
-                project_id, start_key if index == 0 else None, quota, rest_from(index)
-            )
-
-    def _owner_steps(self, selection: BulkByOwner, quota: Callable[[], int]) -> Iterator[Step]:
-        def rest_in(project_id: str, last: bool) -> Callable[[PageKey | None], Rest | None]:
-            def rest(next_key: PageKey | None) -> Rest | None:
-                if next_key is None and last:
-                    return None
-                # Resumed at this project (from the start once it is done: one cheap read), then
-                # the owner's projects after it.
-                return lambda progress: selection.model_copy(
-                    update={
-                        "cursor": OwnerPosition(
-                            projectId=project_id, startKey=_project_key(next_key), progress=progress
-                        )
-                    }
-                )
-
-            return rest
-
-        after: str | None = None
-        position = selection.cursor
-        if position is not None:
-            after = position.project_id
-            project = self._retrying(lambda: self._projects.get(position.project_id))
-            if project is not None and project.owner_id == selection.owner_id:
-                start_key = page_key(position.start_key)
-                yield from self._project_pages(after, start_key, quota, rest_in(after, last=False))
-            else:
-                logger.warning("bulk position names a project the owner does not own; skipped")
-        while True:
-            ids, more = self._retrying(
-                partial(self._projects.owned_page, selection.owner_id, after, OWNER_PROJECTS_PAGE)
-            )
-            for index, project_id in enumerate(ids):
-                last = not more and index == len(ids) - 1
-                yield from self._project_pages(project_id, None, quota, rest_in(project_id, last))
-            if not more or not ids:
-                return
-            after = ids[-1]
-
-    def _project_pages(
-        self,
-        project_id: str,
-        start_key: PageKey | None,
-        quota: Callable[[], int],
-        rest: Callable[[PageKey | None], Rest | None],
-    ) -> Iterator[Step]:
-        while True:
-            page = self._retrying(
-                partial(self._messages.processing_in_project_page, project_id, start_key, quota())
-            )
-            start_key = page.next_key
-            yield Step(page.messages, rest(start_key))
-            if start_key is None:
-                return
-
-    def _older_than_steps(self, selection: BulkOlderThan, quota: Callable[[], int]) -> Iterator[Step]:
-        # The cutoff is fixed once, so every continuation selects against the same moment.
-        cutoff = (
-            selection.cursor.cutoff
-            if selection.cursor
-            else utc_timestamp(self._clock() - timedelta(seconds=selection.older_than_seconds))
-        )
-        start_key = page_key(selection.cursor.start_key) if selection.cursor else None
-        while True:
-            page = self._retrying(
-                partial(self._messages.processing_updated_before_page, cutoff, start_key, quota())
-            )
-            start_key = page.next_key
-            if start_key is None:
-                yield Step(page.messages, None)
-                return
-            yield Step(
-                page.messages, partial(_age_rest, selection, cutoff, AgePageKey.model_validate(start_key))
-            )
-
-
-def _age_rest(
-    selection: BulkOlderThan, cutoff: str, key: AgePageKey, progress: BulkProgress
-) -> BulkSelection:
-    return selection.model_copy(
-        update={"cursor": AgePosition(cutoff=cutoff, startKey=key, progress=progress)}
-    )
-
-
-def _project_key(key: PageKey | None) -> ProjectPageKey | None:
-    return None if key is None else ProjectPageKey.model_validate(key)
 
 
 def _selector(selection: BulkSelection) -> dict[str, Any]:

@@ -39,7 +39,7 @@ class _Strict(BaseModel):
 # A position (`cursor`) says where a continuation resumes. It is honoured only on the service's own
 # continuations, and only where it narrows the selection it continues: the models check what a
 # position says of itself (a page key of the right index, inside the selection's first project or
-# before its cutoff); bulk.py checks it against the selection and the clock.
+# before its cutoff); bulk_selection.py checks it against the selection and the clock.
 
 
 class _StringAttribute(_Strict):

@@ -29,12 +29,13 @@ class _Untraced(BaseSegment):
 
 
 class _NoTracing(BaseProvider):
+    # Whatever the Tracer names the subsegment, nothing is traced.
     @contextmanager
-    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Iterator[BaseSegment]:
+    def in_subsegment(self, *_args: Any, **_kwargs: Any) -> Iterator[BaseSegment]:
         yield _Untraced()
 
     @asynccontextmanager
-    async def in_subsegment_async(self, name: str | None = None, **kwargs: Any) -> AsyncIterator[BaseSegment]:
+    async def in_subsegment_async(self, *_args: Any, **_kwargs: Any) -> AsyncIterator[BaseSegment]:
         yield _Untraced()
 
     def put_annotation(self, key: str, value: Any) -> None: ...

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from cancel_service.adapters.aws import ENTRY_RETRY, EntryRetry, put_events_retrying
 from cancel_service.errors import DependencyUnavailable
 from cancel_service.observability import tracer
 
@@ -26,20 +23,10 @@ BULK_COMPLETED = "Bulk Cancel Completed"
 
 
 class BulkEventPublisher:
-    def __init__(
-        self,
-        bus_name: str,
-        client: EventBridgeClient,
-        *,
-        attempts: int = 3,
-        base_delay: float = 0.1,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, bus_name: str, client: EventBridgeClient, *, retry: EntryRetry = ENTRY_RETRY) -> None:
         self._bus_name = bus_name
         self._client = client
-        self._attempts = attempts
-        self._base_delay = base_delay
-        self._sleep = sleep
+        self._retry = retry
 
     @tracer.capture_method
     def publish_continuation(self, detail: Mapping[str, Any]) -> None:
@@ -52,21 +39,15 @@ class BulkEventPublisher:
         self._put(BULK_COMPLETED, detail)
 
     def _put(self, detail_type: str, detail: Mapping[str, Any]) -> None:
-        """One event; an entry EventBridge refused (throttled, internal failure) is put again,
-        with jittered backoff: it was not accepted, so this cannot make a second one."""
+        """One event; an entry EventBridge refused is put again (see EntryRetry)."""
         entry: PutEventsRequestEntryTypeDef = {
             "EventBusName": self._bus_name,
             "Source": BULK_SOURCE,
             "DetailType": detail_type,
             "Detail": json.dumps(detail, separators=(",", ":")),
         }
-        for attempt in range(self._attempts):
-            if attempt:
-                self._sleep(self._base_delay * 2 ** (attempt - 1) * (1 + random.random()))  # noqa: S311
-            try:
-                response = self._client.put_events(Entries=[entry])
-            except (ClientError, BotoCoreError) as error:
-                raise DependencyUnavailable("eventbridge") from error  # botocore retried the call
-            if not response.get("FailedEntryCount"):
-                return
-        raise DependencyUnavailable("eventbridge")
+        outcome = put_events_retrying(self._client, [entry], self._retry)
+        if outcome.call_error is not None:
+            raise DependencyUnavailable("eventbridge") from outcome.call_error  # botocore retried the call
+        if outcome.refused:
+            raise DependencyUnavailable("eventbridge")

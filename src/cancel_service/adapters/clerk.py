@@ -178,12 +178,12 @@ class StaticKey:
         public_key = RSAAlgorithm(RSAAlgorithm.SHA256).prepare_key(pem)
         self._key = jwt.PyJWK(RSAAlgorithm.to_jwk(public_key, as_dict=True), algorithm="RS256")
 
-    def key(self, kid: str) -> jwt.PyJWK:
-        return self._key
+    def key(self, _kid: str, /) -> jwt.PyJWK:
+        return self._key  # the one key, whatever the token's `kid`
 
 
 class KeySource(Protocol):
-    def key(self, kid: str) -> jwt.PyJWK: ...
+    def key(self, kid: str, /) -> jwt.PyJWK: ...
 
 
 # --- the token itself ------------------------------------------------------------------------------

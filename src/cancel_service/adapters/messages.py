@@ -27,6 +27,20 @@ CANCELLED = "cancelled"
 FAILED = "failed"
 _PROJECTION = "id, projectId, conversationId, executionArn"
 
+
+@dataclass(frozen=True, slots=True)
+class _IndexQuery:
+    """A query of processing messages: the index and its key condition (`:processing` is bound)."""
+
+    index: str
+    key_condition: str
+
+
+_PROCESSING_IN_PROJECT = _IndexQuery(BY_PROJECT_AND_STATUS, "projectId = :project AND #status = :processing")
+_PROCESSING_UPDATED_BEFORE = _IndexQuery(
+    BY_STATUS_AND_UPDATED_AT, "#status = :processing AND updatedAt < :cutoff"
+)
+
 # An ExclusiveStartKey / LastEvaluatedKey of an index query: string key attributes only, so it
 # travels as plain JSON inside a continuation event.
 PageKey = dict[str, dict[str, str]]
@@ -81,39 +95,26 @@ class MessagesTable:
     def processing_in_project_page(
         self, project_id: str, start_key: PageKey | None, limit: int | None = None
     ) -> MessagePage:
-        return self._page(
-            BY_PROJECT_AND_STATUS,
-            "projectId = :project AND #status = :processing",
-            {":project": {"S": project_id}},
-            start_key,
-            limit,
-        )
+        return self._page(_PROCESSING_IN_PROJECT, {":project": {"S": project_id}}, start_key, limit)
 
     def processing_updated_before_page(
         self, cutoff: str, start_key: PageKey | None, limit: int | None = None
     ) -> MessagePage:
         """Processing messages whose `updatedAt` is before `cutoff` (same ISO-8601 format), oldest first."""
-        return self._page(
-            BY_STATUS_AND_UPDATED_AT,
-            "#status = :processing AND updatedAt < :cutoff",
-            {":cutoff": {"S": cutoff}},
-            start_key,
-            limit,
-        )
+        return self._page(_PROCESSING_UPDATED_BEFORE, {":cutoff": {"S": cutoff}}, start_key, limit)
 
     @tracer.capture_method
     def _page(
         self,
-        index: str,
-        key_condition: str,
+        query: _IndexQuery,
         values: dict[str, AttributeValueTypeDef],
         start_key: PageKey | None,
         limit: int | None,
     ) -> MessagePage:
         request: dict[str, Any] = {
             "TableName": self._table_name,
-            "IndexName": index,
-            "KeyConditionExpression": key_condition,
+            "IndexName": query.index,
+            "KeyConditionExpression": query.key_condition,
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {":processing": {"S": PROCESSING}, **values},
             "ProjectionExpression": _PROJECTION,

@@ -170,13 +170,13 @@ _CLIENT_ERRORS: dict[type[CancelServiceError], tuple[int, str, str]] = {
 
 
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def _unexpected(error: Exception) -> Response[str]:
+def _unexpected(_exception: Exception) -> Response[str]:
     logger.exception("unhandled error")
     return _error(500, "internal_error", "Something went wrong on our side.")
 
 
 @app.not_found
-def _no_route(error: Exception) -> Response[str]:
+def _no_route(_exception: Exception) -> Response[str]:
     return _error(404, "not_found", "No such route.")
 
 

@@ -25,7 +25,7 @@ from cancel_service.runtime import agent_outcomes
 )
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def handler(raw_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(raw_event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     try:
         event = parse(event=raw_event, model=ExecutionStatusChanged)
     except ValidationError as error:

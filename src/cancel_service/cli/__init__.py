@@ -1,0 +1,105 @@
+"""`cancel-service`: the operator's command line for the cancel service.
+
+`cancel-service bulk` asks for a bulk cancel the way any operator tool may (a `Bulk Cancel
+Requested` event on the service's bus), and with `--wait` follows it to its end: a temporary
+queue and rule on the bus receive the bulk's continuations (its running totals) and its
+`Bulk Cancel Completed` report, and are deleted however the command ends.
+
+Credentials, region and endpoint come from the standard AWS environment (AWS_ENDPOINT_URL
+reaches the local stack). No Lambda function imports this package.
+
+- `arguments`: the options and the request detail they ask for, checked before anything is sent;
+- `request`: the bus, and putting the request on it;
+- `watch`: the temporary queue and rule that receive the bulk's events;
+- `progress`: following the bulk to its report, showing its running totals;
+- `report`: the report as the operator reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cancel_service.cli.arguments import PROG, build_parser, bulk_detail
+from cancel_service.cli.progress import ProgressDisplay, follow
+from cancel_service.cli.report import describe_selector, report_lines
+from cancel_service.cli.request import CommandError, bus_of_stack, put_bulk_request
+from cancel_service.cli.watch import ReportWatch
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # argparse's own code for a refused command line
+EXIT_TIMEOUT = 3
+EXIT_INTERRUPTED = 130  # what a shell reports for Ctrl-C
+
+
+def exit_code_of(report: dict[str, Any]) -> int:
+    """0 when the bulk finished or reached its cap (dry runs included), 1 otherwise."""
+    return EXIT_OK if report.get("outcome") in ("finished", "capped") else EXIT_FAILED
+
+
+def run_bulk(args: argparse.Namespace, detail: dict[str, Any]) -> int:
+    # With --json, stdout carries the JSON alone, so that it can be piped.
+    human = sys.stderr if args.json else sys.stdout
+    session = boto3.session.Session()
+    bus = args.bus or bus_of_stack(session.client("cloudformation"), args.stack)
+    events = session.client("events")
+    bulk_id = detail["bulkId"]
+    if not args.wait:
+        put_bulk_request(events, bus, detail)
+        print(f"bulk {bulk_id} requested on bus {bus} ({describe_selector(detail)})", file=human)
+        if args.json:
+            print(json.dumps(detail))
+        return EXIT_OK
+    with ReportWatch(events, session.client("sqs"), bus, bulk_id, sys.stderr) as watch:
+        watch.wait_until_live()
+        put_bulk_request(events, bus, detail)
+        print(f"bulk {bulk_id} requested on bus {bus} ({describe_selector(detail)}); waiting", file=human)
+        display = ProgressDisplay(sys.stderr)
+        try:
+            report = follow(watch, args.timeout, display)
+        except KeyboardInterrupt:
+            display.close()
+            print(f"{PROG}: interrupted; bulk {bulk_id} goes on in the service", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        display.close()
+    if report is None:
+        latest = display.latest
+        print(
+            f"{PROG}: no report of bulk {bulk_id} within {args.timeout} s; it may still be running"
+            + (f" (last progress: {latest.line()})" if latest else ""),
+            file=sys.stderr,
+        )
+        return EXIT_TIMEOUT
+    for line in report_lines(report):
+        print(line, file=human)
+    if args.json:
+        print(json.dumps(report))
+    return exit_code_of(report)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, bulk_parser = build_parser()
+    args = parser.parse_args(argv)
+    bulk_id = args.bulk_id if args.bulk_id is not None else uuid.uuid4().hex
+    try:
+        detail = bulk_detail(args, bulk_id)
+    except ValueError as refusal:
+        bulk_parser.error(str(refusal))  # exits with EXIT_USAGE; nothing was sent
+    try:
+        return run_bulk(args, detail)
+    except CommandError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+    except (ClientError, BotoCoreError) as error:
+        print(f"{PROG}: AWS error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED
