@@ -33,28 +33,30 @@ from typing import Any
 
 import boto3
 import pytest
-from agent_scene import (
-    AGENT_NAME,
-    AGENT_ROLE,
-    AGENT_STATE_MACHINE_ARN,
-    STAND_IN_AGENT,
-    BudgetContext,
-    eventbridge_event,
-)
-from aws_faults import Fault, FaultPlan, Kind, by_request_id, install
-from figures import record
 
 from cancel_service import bulk
 from cancel_service.handlers import bulk_cancel, execution_status, stop_agent
 from cancel_service.models import utc_timestamp
-from conftest import OWNER, PROJECT, TABLE_NAMES, Store
 from devstack.apigw import http_api_event
 from devstack.clerk import SigningKey
-from http_client import CANCEL_PATH, invoke
+from support.constants import (
+    AGENT_NAME,
+    AGENT_ROLE,
+    AGENT_STATE_MACHINE_ARN,
+    CANCEL_PATH,
+    OWNER,
+    PROJECT,
+    STAND_IN_AGENT,
+    TABLE_NAMES,
+)
+from support.events import eventbridge_event
+from support.figures import record
+from support.http_api import invoke
+from support.http_faults import Fault, FaultPlan, Kind, by_request_id, install
+from support.lambda_context import BudgetContext
+from support.store import Store
 
 pytestmark = pytest.mark.proof
-pytest_plugins = ["figures"]
-
 # botocore's standard mode makes 4 attempts, adaptive mode (StopExecution) 10: this many
 # failures in a row are absorbed by its retries.
 STANDARD_ABSORBED = 3

@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cancel_service.handlers.cancel_http import handler
-from conftest import PROJECT, Store
 from devstack.apigw import http_api_event
 from devstack.clerk import DEV_ORIGIN
-from http_client import CANCEL_PATH, invoke
+from support.constants import CANCEL_PATH, PROJECT
+from support.http_api import invoke
+from support.store import Store
 
 pytestmark = pytest.mark.proof
 

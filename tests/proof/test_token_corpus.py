@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm, HMACAlgorithm, RSAAlgorithm, RSAPSSAlgorithm
 
 from cancel_service.adapters.clerk import cookie_suffix
-from conftest import OWNER, PROJECT, Store
 from devstack.apigw import http_api_event
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, SigningKey, session_claims
-from http_client import CANCEL_PATH, Answer, invoke
+from support.constants import CANCEL_PATH, OWNER, PROJECT
+from support.http_api import Answer, invoke
+from support.store import Store
 
 pytestmark = pytest.mark.proof
 

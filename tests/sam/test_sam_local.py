@@ -28,12 +28,12 @@ from typing import Any
 
 import boto3
 import pytest
-from agent_scene import AGENT_STATE_MACHINE_ARN
 
-from conftest import bus_with_capture_queue
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, SigningKey
 from devstack.sample_events import DEMO_PROJECT, DEMO_USER
 from devstack.template import create_tables, load_template
+from support.constants import AGENT_STATE_MACHINE_ARN
+from support.store import bus_with_capture_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "scripts" / "sam-local-setup"

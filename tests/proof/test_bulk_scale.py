@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from support.constants import ROOT
 
 
 @pytest.mark.proof

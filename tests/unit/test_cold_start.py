@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from support.constants import ROOT
 
 
 def test_importing_the_http_handler_loads_nothing_its_cold_path_does_not_need():

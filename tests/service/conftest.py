@@ -1,8 +1,5 @@
-"""Fixtures for the agent-facing functions (stop target, bulk cancel, execution status).
-
-Used as a plugin (`pytest_plugins = ["conftest_agent"]`) by the tests that need them; the
-helpers they use live in agent_scene.
-"""
+"""Fixtures of the in-process tests of the functions: for the agent-facing ones (stop target, bulk
+cancel, execution status) the stand-in agent and rules with the template's patterns."""
 
 from __future__ import annotations
 
@@ -12,18 +9,12 @@ from typing import Any
 
 import boto3
 import pytest
-from agent_scene import (
-    AGENT_NAME,
-    AGENT_ROLE,
-    AGENT_STATE_MACHINE_ARN,
-    STAND_IN_AGENT,
-    Agent,
-    Route,
-    rule_pattern,
-)
 from moto import mock_aws
 
-from conftest import BUS_NAME, Store
+from support.agent_scene import Agent, Route
+from support.constants import AGENT_NAME, AGENT_ROLE, AGENT_STATE_MACHINE_ARN, BUS_NAME, STAND_IN_AGENT
+from support.events import rule_pattern
+from support.store import Store
 
 
 @pytest.fixture

@@ -19,9 +19,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from conftest import PROJECT, ROOT, Store
 from devstack.clerk import JwksServer
-from http_client import CANCEL_PATH, Answer, post_cancel
+from support.constants import CANCEL_PATH, PROJECT, ROOT
+from support.http_api import Answer, post_cancel
+from support.store import Store
 
 DOCUMENT: dict[str, Any] = yaml.safe_load((ROOT / "openapi.yaml").read_text())
 DOCUMENT_URI = "urn:cancel-service:openapi"

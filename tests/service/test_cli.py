@@ -23,7 +23,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from cancel_service import cli
-from conftest import BUS_NAME, PROJECT, ROOT
+from support.constants import BUS_NAME, PROJECT, ROOT
 
 OPERATOR_RULE = "operator-requests"
 WATCH_PREFIX = "bulk-watch-"

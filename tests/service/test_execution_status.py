@@ -6,13 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from agent_scene import AGENT_STATE_MACHINE_ARN, eventbridge_event, matches, rule_pattern
 
 from cancel_service.handlers import execution_status
-from conftest import OWNER, PROJECT, Store
-from http_client import post_cancel
-
-pytest_plugins = ["conftest_agent"]
+from support.constants import AGENT_STATE_MACHINE_ARN, OWNER, PROJECT
+from support.events import eventbridge_event, matches, rule_pattern
+from support.http_api import post_cancel
+from support.store import Store
 
 ARN = AGENT_STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:") + ":"
 

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from conftest import ORG, OTHER_USER, OWNER, PROJECT, Store
 from devstack.apigw import http_api_event
-from http_client import invoke, post_cancel
+from support.constants import ORG, OTHER_USER, OWNER, PROJECT
+from support.http_api import invoke, post_cancel
+from support.store import Store
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:agent:{}"
 

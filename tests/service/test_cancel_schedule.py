@@ -21,9 +21,10 @@ import pytest
 
 from cancel_service import runtime
 from cancel_service.adapters.aws import CALL_CONCURRENCY
-from conftest import BUS_NAME, OTHER_USER, PROJECT, TABLE_NAMES, Store
-from faults import ClientWithFaults, client_error, install
-from http_client import Answer, post_cancel
+from support.client_faults import ClientWithFaults, client_error, install
+from support.constants import BUS_NAME, OTHER_USER, PROJECT, TABLE_NAMES
+from support.http_api import Answer, post_cancel
+from support.store import Store
 
 # A message this large makes DynamoDB end a Query page after about two dozen of them (1 MB).
 LONG_CONTENT = "x" * 40_000

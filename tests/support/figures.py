@@ -1,13 +1,11 @@
-"""The proof suite's figures: tests add lines under a title; they are printed after the run.
-
-Loaded as a plugin (`pytest_plugins = ["figures"]`) by the proof tests that measure something;
-they import it first, so pytest is told not to rewrite it: PYTEST_DONT_REWRITE
-"""
+"""The proof suite's figures: tests add lines under a title; tests/proof/conftest.py prints them
+after the run."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+
+import pytest
 
 _FIGURES: dict[str, list[str]] = defaultdict(list)
 
@@ -16,7 +14,7 @@ def record(title: str, *lines: str) -> None:
     _FIGURES[title].extend(lines)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def print_figures(terminalreporter: pytest.TerminalReporter) -> None:
     for title, lines in _FIGURES.items():
         terminalreporter.section(title)
         for line in lines:

@@ -8,16 +8,17 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from agent_scene import BudgetContext, Route, eventbridge_event, matches, rule_pattern
 
 from cancel_service import bulk
 from cancel_service.errors import DependencyUnavailable
 from cancel_service.handlers import bulk_cancel
 from cancel_service.models import utc_timestamp
-from conftest import BUS_NAME, TABLE_NAMES, Store
-from faults import client_error, install
-
-pytest_plugins = ["conftest_agent"]
+from support.agent_scene import Route
+from support.client_faults import client_error, install
+from support.constants import BUS_NAME, TABLE_NAMES
+from support.events import eventbridge_event, matches, rule_pattern
+from support.lambda_context import BudgetContext
+from support.store import Store
 
 OWNER_A, OWNER_B = "user_2ownerA", "user_2ownerB"
 NOW = datetime.now(UTC)

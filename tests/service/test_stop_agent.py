@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 import pytest
-from agent_scene import Agent, eventbridge_event
 from botocore.awsrequest import AWSResponse
 
 from cancel_service.adapters import agent_executions
@@ -16,12 +15,13 @@ from cancel_service.adapters.agent_executions import RateLimit
 from cancel_service.adapters.aws import STOP_EXECUTION_CONFIG
 from cancel_service.config import ConfigurationError, stop_executions_per_second_per_instance
 from cancel_service.handlers import stop_agent
-from conftest import BUS_NAME, OWNER, PROJECT, Store
 from devstack.stack import EVENTBRIDGE_ENVELOPE, sqs_record
-from faults import client_error, install
-from http_client import post_cancel
-
-pytest_plugins = ["conftest_agent"]
+from support.agent_scene import Agent
+from support.client_faults import client_error, install
+from support.constants import BUS_NAME, OWNER, PROJECT
+from support.events import eventbridge_event
+from support.http_api import post_cancel
+from support.store import Store
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:StopRequestsQueue"
 

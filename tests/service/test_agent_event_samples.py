@@ -7,14 +7,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from agent_scene import AGENT_STATE_MACHINE_ARN, Agent
 
 from cancel_service.handlers import bulk_cancel, execution_status, stop_agent
 from cancel_service.models import utc_timestamp
-from conftest import TABLE_NAMES, Store, load_event
 from devstack.sample_events import DEMO_PROJECT, DEMO_USER
-
-pytest_plugins = ["conftest_agent"]
+from support.agent_scene import Agent
+from support.constants import AGENT_STATE_MACHINE_ARN, TABLE_NAMES
+from support.events import load_event
+from support.store import Store
 
 LONG_AGO = utc_timestamp(datetime.now(UTC) - timedelta(hours=2))
 RECENTLY = utc_timestamp(datetime.now(UTC) - timedelta(minutes=1))

@@ -11,10 +11,11 @@ import pytest
 
 from cancel_service.adapters.clerk import SessionTokenVerifier, StaticKey, cookie_suffix
 from cancel_service.errors import AuthenticationFailed
-from conftest import OWNER, PROJECT, Store
 from devstack.apigw import http_api_event
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, SigningKey
-from http_client import invoke, post_cancel
+from support.constants import OWNER, PROJECT
+from support.http_api import invoke, post_cancel
+from support.store import Store
 
 
 @pytest.fixture

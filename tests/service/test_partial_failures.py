@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from conftest import PROJECT, Store
-from faults import client_error, install
-from http_client import post_cancel
+from support.client_faults import client_error, install
+from support.constants import PROJECT
+from support.http_api import post_cancel
+from support.store import Store
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from support.constants import ROOT
 
 BENCHMARKS = ROOT / "benchmarks"
 

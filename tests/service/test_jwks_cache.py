@@ -11,9 +11,10 @@ import pytest
 
 from cancel_service.adapters.clerk import JwksCache
 from cancel_service.errors import AuthenticationFailed, DependencyUnavailable
-from conftest import PROJECT, Store
 from devstack.clerk import JwksServer, SigningKey
-from http_client import post_cancel
+from support.constants import PROJECT
+from support.http_api import post_cancel
+from support.store import Store
 
 
 class FakeClock:

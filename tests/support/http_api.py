@@ -8,8 +8,7 @@ from typing import Any
 
 from cancel_service.handlers import cancel_http
 from devstack.apigw import http_api_event
-
-CANCEL_PATH = "/api/messages/cancel"
+from support.constants import CANCEL_PATH
 
 
 @dataclass

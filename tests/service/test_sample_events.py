@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Store, load_event
 from devstack.clerk import SigningKey
 from devstack.sample_events import DEMO_PROJECT, DEMO_USER, sample_events
-from http_client import invoke
+from support.events import load_event
+from support.http_api import invoke
+from support.store import Store
 
 
 @pytest.fixture
