@@ -1,63 +1,14 @@
-"""The template as CloudFormation receives it: the SAM transform run offline (no AWS calls),
-and the functions, rules, targets, dead-letter queues, alarms and IAM statements it yields."""
+"""The template as CloudFormation receives it: the functions, parameters, rules, targets, queues,
+dead-letter queues, alarms and outputs the SAM transform yields."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-import boto3
 import pytest
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
 
 from devstack.template import resources_of_type
-
-AGENT_ARN = "arn:aws:states:eu-west-1:210987654321:stateMachine:agent"
-PARAMETERS = {"ClerkIssuer": "https://clerk.example.com", "AgentStateMachineArn": AGENT_ARN}
-
-
-def translate(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
-    sam = copy.deepcopy(template)
-    sam["Globals"]["Function"]["CodeUri"] = "s3://artifacts/cancel-service.zip"  # as `sam package` leaves it
-    # The region only names ARNs of AWS managed policies; no call is made with this session.
-    session = boto3.session.Session(region_name="us-east-1")
-    translated: dict[str, Any] = Translator({}, Parser(), boto_session=session).translate(sam, parameters)
-    return translated
-
-
-@pytest.fixture(scope="module")
-def cfn(template: dict[str, Any]) -> dict[str, Any]:
-    return translate(template, PARAMETERS)
-
-
-def resource(cfn: dict[str, Any], logical_id: str) -> dict[str, Any]:
-    return cfn["Resources"][logical_id]["Properties"]
-
-
-def statements(cfn: dict[str, Any], function: str) -> list[dict[str, Any]]:
-    role = resource(cfn, f"{function}Role")
-    return [statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]]
-
-
-def by_sid(cfn: dict[str, Any], function: str) -> dict[str, dict[str, Any]]:
-    return {s["Sid"]: s for s in statements(cfn, function) if "Sid" in s}
-
-
-def actions(cfn: dict[str, Any], function: str) -> set[str]:
-    found: set[str] = set()
-    for statement in statements(cfn, function):
-        action = statement["Action"]
-        found.update([action] if isinstance(action, str) else action)
-    return found
-
-
-FUNCTIONS = {
-    "CancelFunction": "cancel_service.handlers.cancel_http.handler",
-    "StopAgentFunction": "cancel_service.handlers.stop_agent.handler",
-    "BulkCancelFunction": "cancel_service.handlers.bulk_cancel.handler",
-    "ExecutionStatusFunction": "cancel_service.handlers.execution_status.handler",
-}
+from support.cfn import FUNCTIONS, resource
 
 
 def test_every_function_with_its_handler_runtime_tracing_and_a_log_group(cfn):
@@ -142,9 +93,6 @@ def test_rules_listen_on_the_right_bus_for_the_right_events(cfn):
     assert "${StaleAfterSeconds}" in target["Input"]["Fn::Sub"]
 
 
-# --- the stop queue -----------------------------------------------------------------------------------
-
-
 def test_stop_requests_wait_in_an_encrypted_queue_that_redrives_to_its_dead_letter_queue(cfn):
     queue = resource(cfn, "StopRequestsQueue")
     assert queue["SqsManagedSseEnabled"] is True
@@ -222,123 +170,3 @@ def test_dead_letter_queues_are_encrypted_and_alarmed(cfn):
 
 def test_outputs(template):
     assert {"ApiUrl", "EventBusName", "MessagesTableName", "ProjectsTableName"} <= set(template["Outputs"])
-
-
-# --- least privilege ---------------------------------------------------------------------------------
-
-
-def index_arn(table: str, index: str) -> dict[str, str]:
-    return {"Fn::Sub": f"${{{table}.Arn}}/index/{index}"}
-
-
-def test_cancel_function_reads_one_project_and_the_processing_index_and_publishes_as_app_messages(cfn):
-    assert actions(cfn, "CancelFunction") == {
-        "dynamodb:GetItem",
-        "dynamodb:Query",
-        "dynamodb:UpdateItem",
-        "events:PutEvents",
-    }
-    sids = by_sid(cfn, "CancelFunction")
-    assert sids["ReadProject"]["Resource"] == {"Fn::GetAtt": ["ProjectsTable", "Arn"]}
-    assert sids["ReadProcessingMessages"]["Resource"] == index_arn("MessagesTable", "byProjectAndStatus")
-    assert sids["CancelMessages"]["Resource"] == {"Fn::GetAtt": ["MessagesTable", "Arn"]}
-    assert sids["PublishCancelEvents"]["Resource"] == {"Fn::GetAtt": ["CancelBus", "Arn"]}
-    assert sids["PublishCancelEvents"]["Condition"] == {"StringEquals": {"events:source": "app.messages"}}
-
-
-def test_the_api_routes_the_cancel_call_and_lets_only_the_apps_origins_use_credentials(template):
-    parties = "https://app.example.com,https://www.example.com"
-    api = translate(template, {**PARAMETERS, "ClerkAuthorizedParties": parties})["Resources"]["HttpApi"]
-    body = api["Properties"]["Body"]
-    condition, cors, without = body["x-amazon-apigateway-cors"]["Fn::If"]
-    assert condition == "HasAuthorizedParties"
-    assert cors["allowOrigins"] == {"Fn::Split": [",", parties]}
-    assert cors["allowCredentials"] is True
-    assert set(cors["allowHeaders"]) == {"authorization", "content-type"}
-    assert cors["allowMethods"] == ["POST"]
-    assert without == {"Ref": "AWS::NoValue"}  # no origins configured: no CORS, never "*" with credentials
-    route = body["paths"]["/api/messages/cancel"]
-    assert list(route) == ["post"]
-    assert route["post"]["x-amazon-apigateway-integration"]["payloadFormatVersion"] == "2.0"
-    assert list(body["paths"]) == ["/api/messages/cancel"]
-
-
-def test_stop_function_may_only_stop_executions_of_the_agent_and_read_its_queue(cfn):
-    assert actions(cfn, "StopAgentFunction") == {
-        "states:StopExecution",
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:GetQueueAttributes",
-    }
-    consume = by_sid(cfn, "StopAgentFunction")["ConsumeStopRequests"]
-    assert consume["Resource"] == {"Fn::GetAtt": ["StopRequestsQueue", "Arn"]}
-    resource_arn = by_sid(cfn, "StopAgentFunction")["StopAgentExecutions"]["Resource"]
-    template, variables = resource_arn["Fn::Sub"]
-    assert template == "arn:${Partition}:states:${Region}:${Account}:execution:${StateMachineName}:*"
-    arn_parts = AGENT_ARN.split(":")
-    resolved = {name: arn_parts[value["Fn::Select"][0]] for name, value in variables.items()}
-    assert resolved == {
-        "Partition": "aws",
-        "Region": "eu-west-1",
-        "Account": "210987654321",
-        "StateMachineName": "agent",
-    }
-
-
-def test_bulk_function_queries_only_its_indexes_and_publishes_only_its_sources(cfn):
-    assert actions(cfn, "BulkCancelFunction") == {
-        "dynamodb:GetItem",
-        "dynamodb:Query",
-        "dynamodb:UpdateItem",
-        "events:PutEvents",
-        "sqs:SendMessage",
-    }
-    sids = by_sid(cfn, "BulkCancelFunction")
-    assert sids["ReadOwnersProjects"]["Resource"] == index_arn("ProjectsTable", "byOwner")
-    assert sids["CheckOwnerOfResumedProject"]["Resource"] == {"Fn::GetAtt": ["ProjectsTable", "Arn"]}
-    assert sids["ReadProcessingMessages"]["Resource"] == [
-        index_arn("MessagesTable", "byProjectAndStatus"),
-        index_arn("MessagesTable", "byStatusAndUpdatedAt"),
-    ]
-    assert sids["CancelMessages"]["Resource"] == {"Fn::GetAtt": ["MessagesTable", "Arn"]}
-    publish = sids["PublishCancelContinuationAndReportEvents"]
-    assert publish["Resource"] == {"Fn::GetAtt": ["CancelBus", "Arn"]}
-    assert publish["Condition"] == {"StringEquals": {"events:source": ["app.messages", "app.messages.bulk"]}}
-
-
-def test_execution_status_function_reads_the_execution_index_only(cfn):
-    assert actions(cfn, "ExecutionStatusFunction") == {
-        "dynamodb:Query",
-        "dynamodb:UpdateItem",
-        "events:PutEvents",
-        "sqs:SendMessage",
-    }
-    sids = by_sid(cfn, "ExecutionStatusFunction")
-    assert sids["FindMessageOfExecution"]["Resource"] == index_arn("MessagesTable", "byExecutionArn")
-    assert sids["PublishCancelEvents"]["Condition"] == {"StringEquals": {"events:source": "app.messages"}}
-
-
-def test_no_function_may_scan_or_use_wildcards(cfn):
-    for function in FUNCTIONS:
-        for statement in statements(cfn, function):
-            action = statement["Action"]
-            assert "dynamodb:Scan" not in ([action] if isinstance(action, str) else action)
-            assert statement["Resource"] != "*"
-    for function in ("BulkCancelFunction", "ExecutionStatusFunction"):
-        [send] = [s for s in statements(cfn, function) if s["Action"] == "sqs:SendMessage"]
-        assert send["Resource"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
-
-
-def test_indexes_the_functions_read(template):
-    def indexes(table: str) -> dict[str, list[str]]:
-        return {
-            index["IndexName"]: [key["AttributeName"] for key in index["KeySchema"]]
-            for index in template["Resources"][table]["Properties"]["GlobalSecondaryIndexes"]
-        }
-
-    assert indexes("MessagesTable") == {
-        "byProjectAndStatus": ["projectId", "status"],
-        "byStatusAndUpdatedAt": ["status", "updatedAt"],
-        "byExecutionArn": ["executionArn"],
-    }
-    assert indexes("ProjectsTable") == {"byOwner": ["ownerId"]}
