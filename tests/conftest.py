@@ -91,8 +91,9 @@ def environment(monkeypatch: pytest.MonkeyPatch, jwks: JwksServer) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+# A fixture's dependency is a parameter (pytest.mark.usefixtures does not apply to fixtures).
 @pytest.fixture
-def store(environment: None, template: dict[str, Any]) -> Iterator[Store]:
+def store(environment: None, template: dict[str, Any]) -> Iterator[Store]:  # noqa: ARG001
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_tables(dynamodb, TABLE_NAMES, template)

@@ -117,8 +117,9 @@ def test_makes_a_bulk_id_and_prints_it(
     assert f"bulk {bulk_id} requested" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("bus")
 def test_json_without_wait_prints_the_request_detail_alone_on_stdout(
-    bus: Bus, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert cli.main(["bulk", "--owner", "user_2owner", "--bulk-id", "b1", "--json", "--bus", BUS_NAME]) == 0
 
@@ -127,7 +128,8 @@ def test_json_without_wait_prints_the_request_detail_alone_on_stdout(
     assert "bulk b1 requested" in output.err
 
 
-def test_a_request_the_bus_refuses_exits_1(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("bus")
+def test_a_request_the_bus_refuses_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["bulk", "--projects", PROJECT, "--bus", "no-such-bus"])
 
     assert code == 1

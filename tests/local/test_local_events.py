@@ -98,7 +98,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         seed=False,
         serve_api=False,
     )
-    with DevStack(options, log=lambda line: None) as running:
+    with DevStack(options, log=lambda _line: None) as running:
         yield running
 
 
@@ -166,4 +166,6 @@ def test_step_functions_status_changes_reach_the_default_bus(stack):
         )
 
     assert _wait(lambda: seen() is not None), "no ABORTED status-change event reached StatusFunction"
-    assert seen()["status"]["S"] == "ABORTED"
+    item = seen()
+    assert item is not None
+    assert item["status"]["S"] == "ABORTED"

@@ -122,7 +122,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         seed=False,
         serve_api=False,
     )
-    with DevStack(options, log=lambda line: None) as running:
+    with DevStack(options, log=lambda _line: None) as running:
         yield running
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -23,7 +24,7 @@ def stack() -> Iterator[StackProcess]:
         yield running
 
 
-def _moto(stack: StackProcess, service: str):
+def _moto(stack: StackProcess, service: Literal["dynamodb", "stepfunctions"]) -> Any:
     return boto3.client(
         service,
         endpoint_url=stack.state["awsEndpoint"],

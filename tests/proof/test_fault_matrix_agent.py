@@ -65,7 +65,7 @@ def test_execution_status_function(case: Case, store: Store, plan: FaultPlan, la
         source="aws.states",
     )
 
-    def lambda_delivers(attempt: int) -> Invocation:
+    def lambda_delivers(_attempt: int) -> Invocation:
         # Lambda retries the very same event: its id is the request id every time.
         try:
             answer = execution_status.handler(event, lambda_context)
@@ -80,27 +80,15 @@ def test_execution_status_function(case: Case, store: Store, plan: FaultPlan, la
 
 
 @pytest.mark.parametrize("case", STOP_CASES, ids=case_id)
-def test_stop_agent_function(case: Case, store: Store, plan: FaultPlan, lambda_context: Any) -> None:
+@pytest.mark.usefixtures("store")
+def test_stop_agent_function(case: Case, plan: FaultPlan, lambda_context: Any) -> None:
     # moto's executions stay RUNNING until stopped: enough here, and quicker than running them.
     sfn = boto3.client("stepfunctions")
     machine = sfn.create_state_machine(
         name=AGENT_NAME, definition=STAND_IN_AGENT.read_text(), roleArn=AGENT_ROLE
     )["stateMachineArn"]
     execution_arn = sfn.start_execution(stateMachineArn=machine, name="m1")["executionArn"]
-    event = eventbridge_event(
-        "Message Cancel Requested",
-        {
-            "messageId": "m1",
-            "projectId": PROJECT,
-            "conversationId": "conv_1",
-            "executionArn": execution_arn,
-            "requestedBy": OWNER,
-            "reason": "user_request",
-            "requestedAt": utc_timestamp(),
-            "requestId": "http-1",
-        },
-        source=CANCEL_SOURCE,
-    )
+    event = cancel_requested(execution_arn)
     batch = {"Records": [sqs_record(event)]}
     first = ""
     for attempt in range(MAX_RETRIES + 1):
@@ -132,6 +120,24 @@ def _status_within(sfn: Any, execution_arn: str, wanted: str, seconds: float = 5
     return status
 
 
+def cancel_requested(execution_arn: str) -> dict[str, Any]:
+    """The cancel event of message m1, whose agent runs the execution `execution_arn`."""
+    return eventbridge_event(
+        "Message Cancel Requested",
+        {
+            "messageId": "m1",
+            "projectId": PROJECT,
+            "conversationId": "conv_1",
+            "executionArn": execution_arn,
+            "requestedBy": OWNER,
+            "reason": "user_request",
+            "requestedAt": utc_timestamp(),
+            "requestId": "http-1",
+        },
+        source=CANCEL_SOURCE,
+    )
+
+
 def sqs_record(event: dict[str, Any]) -> dict[str, Any]:
     """One record of the stop queue, as Lambda's event source mapping hands it over."""
     return {
@@ -147,28 +153,16 @@ def sqs_record(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.usefixtures("store")
 def test_stop_refuses_an_execution_of_another_state_machine_without_raising(
-    store: Store, plan: FaultPlan, lambda_context: Any
+    plan: FaultPlan, lambda_context: Any
 ) -> None:
     sfn = boto3.client("stepfunctions")
     other = sfn.create_state_machine(
         name="not-the-agent", definition=STAND_IN_AGENT.read_text(), roleArn=AGENT_ROLE
     )["stateMachineArn"]
     execution_arn = sfn.start_execution(stateMachineArn=other, name="m1")["executionArn"]
-    event = eventbridge_event(
-        "Message Cancel Requested",
-        {
-            "messageId": "m1",
-            "projectId": PROJECT,
-            "conversationId": "conv_1",
-            "executionArn": execution_arn,
-            "requestedBy": OWNER,
-            "reason": "user_request",
-            "requestedAt": utc_timestamp(),
-            "requestId": "http-1",
-        },
-        source=CANCEL_SOURCE,
-    )
+    event = cancel_requested(execution_arn)
 
     answer = stop_agent.handler({"Records": [sqs_record(event)]}, lambda_context)
 

@@ -52,8 +52,9 @@ def route(store: Store, template: dict[str, Any]) -> Callable[[str, str], Route]
     return _route
 
 
+# In the test's moto account: a dependency, whose value it does not need.
 @pytest.fixture
-def agent(store: Store) -> Iterator[Agent]:
+def agent(store: Store) -> Iterator[Agent]:  # noqa: ARG001
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sfn = boto3.client("stepfunctions")
         arn = sfn.create_state_machine(
@@ -120,7 +121,7 @@ def bus_without_rules(store: Store) -> Store:
 
 @pytest.fixture
 def warm(
-    bus_without_rules: Store,
+    bus_without_rules: Store,  # noqa: ARG001 - a dependency for its effect: the bus routes nothing
     clients: dict[str, ClientWithFaults],
     mint: Callable[..., str],
     lambda_context: Any,

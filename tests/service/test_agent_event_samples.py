@@ -53,7 +53,8 @@ def test_bulk_invalid_sample_changes_nothing(demo, lambda_context):
     assert demo.published() == []
 
 
-def test_stop_agent_sample_aborts_the_execution(demo, agent: Agent, lambda_context):
+@pytest.mark.usefixtures("demo")
+def test_stop_agent_sample_aborts_the_execution(agent: Agent, lambda_context):
     arn = agent.start("k58xyz789ghi012")
     assert arn == EXECUTION.format("k58xyz789ghi012")
 

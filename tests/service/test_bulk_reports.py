@@ -70,14 +70,13 @@ def test_a_bulk_stops_at_its_cap_and_says_so(store, reports):
     assert (report["outcome"], report["cancelled"], report["selected"]) == ("capped", 120, 120)
 
 
-def test_a_bulk_whose_writes_keep_failing_gives_up_and_reports_why(
-    bulk_scene, monkeypatch, reports, no_retry_delay
-):
+@pytest.mark.usefixtures("no_retry_delay")
+def test_a_bulk_whose_writes_keep_failing_gives_up_and_reports_why(bulk_scene, monkeypatch, reports):
     clients = install(monkeypatch)
     bulk_cancel.handler(bulk_event({"projectIds": ["nothing-here"]}), roomy_context())  # builds the clients
     reports()
 
-    def throttled(**kwargs):
+    def throttled(**_kwargs):
         raise client_error("ProvisionedThroughputExceededException", "UpdateItem")
 
     clients["dynamodb"].intercept["update_item"] = throttled
@@ -91,13 +90,14 @@ def test_a_bulk_whose_writes_keep_failing_gives_up_and_reports_why(
     assert bulk_scene.status("a1") == "processing"
 
 
+@pytest.mark.usefixtures("no_retry_delay")
 def test_when_not_even_the_report_can_be_published_the_invocation_fails_for_lambda_to_retry(
-    bulk_scene, monkeypatch, no_retry_delay
+    bulk_scene, monkeypatch
 ):
     clients = install(monkeypatch)
     bulk_cancel.handler(bulk_event({"projectIds": ["nothing-here"]}), roomy_context())  # builds the clients
 
-    def eventbridge_down(**kwargs):
+    def eventbridge_down(**_kwargs):
         raise client_error("InternalException", "PutEvents")
 
     clients["events"].intercept["put_events"] = eventbridge_down
@@ -107,9 +107,8 @@ def test_when_not_even_the_report_can_be_published_the_invocation_fails_for_lamb
     assert bulk_scene.status("a1") == "processing"  # no event accepted: nothing cancelled
 
 
-def test_a_continuation_that_cannot_be_published_ends_the_bulk_as_failed(
-    store, monkeypatch, reports, no_retry_delay
-):
+@pytest.mark.usefixtures("no_retry_delay")
+def test_a_continuation_that_cannot_be_published_ends_the_bulk_as_failed(store, monkeypatch, reports):
     clients = install(monkeypatch)
     bulk_cancel.handler(bulk_event({"projectIds": ["nothing-here"]}), roomy_context())  # builds the clients
     reports()

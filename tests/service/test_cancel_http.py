@@ -216,7 +216,8 @@ def test_json_with_charset_is_accepted(store, mint, lambda_context):
     assert answer.status == 200
 
 
-def test_unknown_route_answers_in_the_envelope(store, lambda_context):
+@pytest.mark.usefixtures("store")
+def test_unknown_route_answers_in_the_envelope(lambda_context):
     answer = invoke(http_api_event("GET", "/api/other"), lambda_context)
 
     assert answer.status == 404

@@ -111,7 +111,8 @@ def test_the_aborted_event_of_a_cancelled_message_records_the_confirmed_stop_onc
     assert again["agentStoppedIds"] == []  # recorded once
 
 
-def test_an_execution_without_a_message_changes_nothing(scene, lambda_context):
+@pytest.mark.usefixtures("scene")
+def test_an_execution_without_a_message_changes_nothing(lambda_context):
     answer = execution_status.handler(status_change(ARN + "unknown", "FAILED"), lambda_context)
 
     assert answer == {"failedIds": [], "cancelledIds": [], "agentStoppedIds": []}

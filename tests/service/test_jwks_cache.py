@@ -32,7 +32,8 @@ def scene(store: Store) -> Store:
     return store
 
 
-def test_importing_and_building_the_function_fetches_nothing(jwks, scene):
+@pytest.mark.usefixtures("scene")
+def test_importing_and_building_the_function_fetches_nothing(jwks):
     from cancel_service import runtime
     from cancel_service.handlers import cancel_http  # noqa: F401
 
@@ -41,7 +42,8 @@ def test_importing_and_building_the_function_fetches_nothing(jwks, scene):
     assert jwks.fetches == 0
 
 
-def test_jwks_is_fetched_once_for_many_requests(jwks, scene, mint, lambda_context):
+@pytest.mark.usefixtures("scene")
+def test_jwks_is_fetched_once_for_many_requests(jwks, mint, lambda_context):
     for _ in range(10):
         assert post_cancel(lambda_context, {"projectId": PROJECT}, token=mint()).status == 200
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
@@ -28,9 +28,7 @@ DOCUMENT: dict[str, Any] = yaml.safe_load((ROOT / "openapi.yaml").read_text())
 DOCUMENT_URI = "urn:cancel-service:openapi"
 OPERATION_POINTER = "/paths/" + CANCEL_PATH.replace("~", "~0").replace("/", "~1") + "/post"
 RESPONSES: dict[str, Any] = DOCUMENT["paths"][CANCEL_PATH]["post"]["responses"]
-REGISTRY: Registry = Registry().with_resource(
-    DOCUMENT_URI, Resource(contents=DOCUMENT, specification=DRAFT202012)
-)
+REGISTRY: Registry = Registry().with_resource(DOCUMENT_URI, DRAFT202012.create_resource(DOCUMENT))
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:

@@ -211,7 +211,8 @@ def test_processing_messages_beyond_one_query_page_are_all_cancelled(store, mint
     assert len(answer.body["messageIds"]) == 15
 
 
-def test_dependency_failures_are_counted_by_dependency(scene, clients, mint, lambda_context, capfd):
+@pytest.mark.usefixtures("scene")
+def test_dependency_failures_are_counted_by_dependency(clients, mint, lambda_context, capfd):
     post_cancel(lambda_context, {"projectId": "warm-up"}, token=mint())
     reject_entries(clients, {"m1", "m2", "m3"}, times=1_000)
     capfd.readouterr()

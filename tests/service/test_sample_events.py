@@ -30,7 +30,8 @@ def demo(store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
         ("cancel-no-token.json", 401, {"success": False}),
     ],
 )
-def test_sample_event(demo, lambda_context, name, status, body):
+@pytest.mark.usefixtures("demo")
+def test_sample_event(lambda_context, name, status, body):
     answer = invoke(load_event(name), lambda_context)
 
     assert answer.status == status

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 from cancel_service.adapters import agent_executions
 from cancel_service.adapters.agent_executions import RateLimit
@@ -109,7 +110,8 @@ def test_cancel_over_http_aborts_the_agents_executions_through_the_queue(
     assert agent.status(agent.started["m4"]) == "RUNNING"  # its message was not cancelled
 
 
-def test_stop_names_the_error_and_who_asked(store, agent, monkeypatch, lambda_context):
+@pytest.mark.usefixtures("store")
+def test_stop_names_the_error_and_who_asked(agent, monkeypatch, lambda_context):
     clients = install(monkeypatch)
     arn = agent.start("m1")
 
@@ -124,7 +126,8 @@ def test_stop_names_the_error_and_who_asked(store, agent, monkeypatch, lambda_co
     assert agent.wait_for(arn, {"ABORTED"}) == "ABORTED"
 
 
-def test_stopping_a_stopped_or_vanished_execution_succeeds_quietly(store, agent, lambda_context, log_lines):
+@pytest.mark.usefixtures("store")
+def test_stopping_a_stopped_or_vanished_execution_succeeds_quietly(agent, lambda_context, log_lines):
     # At-least-once delivery: the same cancel event may arrive twice, even in one batch.
     arn = agent.start("m1")
     stop_agent.handler(batch(record(cancel_event(arn))), lambda_context)
@@ -152,8 +155,9 @@ def test_stopping_a_stopped_or_vanished_execution_succeeds_quietly(store, agent,
     ],
     ids=["other-machine", "name-prefix", "other-account", "other-region", "extra-part", "express"],
 )
+@pytest.mark.usefixtures("store")
 def test_an_execution_of_another_state_machine_is_refused_and_never_retried(
-    store, agent, monkeypatch, lambda_context, log_lines, execution_arn
+    agent, monkeypatch, lambda_context, log_lines, execution_arn
 ):
     clients = install(monkeypatch)
     if execution_arn == "another-state-machine":
@@ -167,9 +171,8 @@ def test_an_execution_of_another_state_machine_is_refused_and_never_retried(
     assert any(line["message"].startswith("agent stop rejected") for line in log_lines())
 
 
-def test_records_that_are_no_cancel_event_are_refused_and_never_retried(
-    store, agent, lambda_context, log_lines
-):
+@pytest.mark.usefixtures("store")
+def test_records_that_are_no_cancel_event_are_refused_and_never_retried(agent, lambda_context, log_lines):
     without_arn = cancel_event("arn:aws:states:us-east-1:123456789012:execution:agent:x")
     del without_arn["detail"]["executionArn"]
     arn = agent.start("m1")
@@ -184,7 +187,8 @@ def test_records_that_are_no_cancel_event_are_refused_and_never_retried(
     assert len(rejected) == 2
 
 
-def test_a_failing_stop_fails_its_record_alone(store, agent, monkeypatch, lambda_context, log_lines):
+@pytest.mark.usefixtures("store")
+def test_a_failing_stop_fails_its_record_alone(agent, monkeypatch, lambda_context, log_lines):
     clients = install(monkeypatch)
     first, failing, last = agent.start("m1"), agent.start("m2"), agent.start("m3")
     records = [record(cancel_event(arn, message_id)) for message_id, arn in agent.started.items()]
@@ -214,10 +218,12 @@ def throttle_every_stop(client: Any) -> list[int]:
     """StopExecution answers ThrottlingException on the wire, so botocore's retries see it."""
     attempts: list[int] = []
 
-    def throttled(request: Any, **kwargs: Any) -> AWSResponse:
+    def throttled(request: Any, **_kwargs: Any) -> AWSResponse:
         attempts.append(1)
         body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
-        response = AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, None)
+        response = AWSResponse(
+            request.url, 400, HTTPHeaders.from_dict({"Content-Type": "application/x-amz-json-1.0"}), None
+        )
         response._content = body  # type: ignore[attr-defined]
         return response
 
@@ -226,13 +232,16 @@ def throttle_every_stop(client: Any) -> list[int]:
     return attempts
 
 
+@pytest.mark.usefixtures("store")
 def test_a_throttled_stop_is_reported_after_the_clients_retries_so_the_queue_retries_it(
-    store, agent, monkeypatch, lambda_context
+    agent, monkeypatch, lambda_context
 ):
     # No backoff sleep in the test: the retries are what is checked, not their pace.
-    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0)
     monkeypatch.setattr(
-        "botocore.retries.adaptive.ClientRateLimiter.on_sending_request", lambda self, **kw: None
+        "botocore.retries.standard.ExponentialBackoff.delay_amount", lambda _self, _context: 0
+    )
+    monkeypatch.setattr(
+        "botocore.retries.adaptive.ClientRateLimiter.on_sending_request", lambda _self, **_kw: None
     )
     clients = install(monkeypatch)
     stop_agent.handler(
@@ -244,10 +253,12 @@ def test_a_throttled_stop_is_reported_after_the_clients_retries_so_the_queue_ret
     answer = stop_agent.handler(batch(handled, throttled), lambda_context)
 
     assert failed_ids(answer) == [throttled["messageId"]]
-    assert len(attempts) == STOP_EXECUTION_CONFIG.retries["total_max_attempts"]
+    # botocore keeps each option as an attribute; its type stubs declare only the constructor.
+    assert len(attempts) == STOP_EXECUTION_CONFIG.retries["total_max_attempts"]  # type: ignore[attr-defined]
 
 
-def test_a_stopper_keeps_to_its_share_of_the_rate(store, agent, monkeypatch, lambda_context):
+@pytest.mark.usefixtures("store")
+def test_a_stopper_keeps_to_its_share_of_the_rate(agent, monkeypatch, lambda_context):
     monkeypatch.setenv("STOP_EXECUTIONS_PER_SECOND", "20")
     monkeypatch.setenv("STOP_MAXIMUM_CONCURRENCY", "4")
     clock = FakeClock()

@@ -26,7 +26,8 @@ def test_no_token_at_all_is_401_without_error_parameter(token_scene, lambda_cont
     assert_refused(answer, token_scene, token_sent=False)
 
 
-def test_valid_token_is_accepted(token_scene, mint, lambda_context):
+@pytest.mark.usefixtures("token_scene")
+def test_valid_token_is_accepted(mint, lambda_context):
     answer = post_cancel(lambda_context, {"projectId": PROJECT}, token=mint())
     assert answer.status == 200
 
@@ -34,10 +35,10 @@ def test_valid_token_is_accepted(token_scene, mint, lambda_context):
 @pytest.mark.parametrize(
     "forge",
     [
-        pytest.param(lambda mint, key: "", id="empty-bearer"),
-        pytest.param(lambda mint, key: "not-a-jwt", id="garbage"),
-        pytest.param(lambda mint, key: "a.b.c", id="three-garbage-parts"),
-        pytest.param(lambda mint, key: mint().rsplit(".", 1)[0] + ".", id="signature-stripped"),
+        pytest.param(lambda _mint, _key: "", id="empty-bearer"),
+        pytest.param(lambda _mint, _key: "not-a-jwt", id="garbage"),
+        pytest.param(lambda _mint, _key: "a.b.c", id="three-garbage-parts"),
+        pytest.param(lambda mint, _key: mint().rsplit(".", 1)[0] + ".", id="signature-stripped"),
         pytest.param(
             lambda mint, key: (
                 _b64({"alg": "none", "typ": "JWT", "kid": key.kid}) + "." + mint().split(".")[1] + "."
@@ -59,18 +60,18 @@ def test_valid_token_is_accepted(token_scene, mint, lambda_context):
             ),
             id="alg-rs512-right-key",
         ),
-        pytest.param(lambda mint, key: mint(headers={"kid": None}), id="kid-missing"),
-        pytest.param(lambda mint, key: mint(headers={"kid": "ins_unknown"}), id="kid-unknown"),
-        pytest.param(lambda mint, key: mint(headers={"jku": "https://evil.example/jwks.json"}), id="jku"),
-        pytest.param(lambda mint, key: mint(headers={"x5u": "https://evil.example/cert.pem"}), id="x5u"),
+        pytest.param(lambda mint, _key: mint(headers={"kid": None}), id="kid-missing"),
+        pytest.param(lambda mint, _key: mint(headers={"kid": "ins_unknown"}), id="kid-unknown"),
+        pytest.param(lambda mint, _key: mint(headers={"jku": "https://evil.example/jwks.json"}), id="jku"),
+        pytest.param(lambda mint, _key: mint(headers={"x5u": "https://evil.example/cert.pem"}), id="x5u"),
         pytest.param(lambda mint, key: mint(headers={"jwk": key.public_jwk()}), id="embedded-jwk"),
-        pytest.param(lambda mint, key: mint(headers={"x5c": ["MIIB"]}), id="x5c"),
-        pytest.param(lambda mint, key: mint(headers={"crit": ["exp"]}), id="crit"),
-        pytest.param(lambda mint, key: mint(headers={"typ": "at+jwt"}), id="typ-not-jwt"),
-        pytest.param(lambda mint, key: mint(padding="x" * 8 * 1024), id="over-8-kib"),
+        pytest.param(lambda mint, _key: mint(headers={"x5c": ["MIIB"]}), id="x5c"),
+        pytest.param(lambda mint, _key: mint(headers={"crit": ["exp"]}), id="crit"),
+        pytest.param(lambda mint, _key: mint(headers={"typ": "at+jwt"}), id="typ-not-jwt"),
+        pytest.param(lambda mint, _key: mint(padding="x" * 8 * 1024), id="over-8-kib"),
         pytest.param(lambda mint, key: mint(key=SigningKey.generate(key.kid)), id="forged-with-same-kid"),
         pytest.param(
-            lambda mint, key: ".".join(
+            lambda mint, _key: ".".join(
                 [
                     mint().split(".")[0],
                     _b64({**jwt.decode(mint(), options={"verify_signature": False}), "sub": "user_x"}),
@@ -79,22 +80,22 @@ def test_valid_token_is_accepted(token_scene, mint, lambda_context):
             ),
             id="payload-tampered",
         ),
-        pytest.param(lambda mint, key: mint(exp=int(time.time()) - 60), id="expired"),
-        pytest.param(lambda mint, key: mint(nbf=int(time.time()) + 60), id="not-yet-valid"),
-        pytest.param(lambda mint, key: mint(exp=None), id="no-exp"),
-        pytest.param(lambda mint, key: mint(iat=None), id="no-iat"),
-        pytest.param(lambda mint, key: mint(nbf=None), id="no-nbf"),
-        pytest.param(lambda mint, key: mint(iss="https://evil.example"), id="wrong-issuer"),
-        pytest.param(lambda mint, key: mint(iss=None), id="no-issuer"),
+        pytest.param(lambda mint, _key: mint(exp=int(time.time()) - 60), id="expired"),
+        pytest.param(lambda mint, _key: mint(nbf=int(time.time()) + 60), id="not-yet-valid"),
+        pytest.param(lambda mint, _key: mint(exp=None), id="no-exp"),
+        pytest.param(lambda mint, _key: mint(iat=None), id="no-iat"),
+        pytest.param(lambda mint, _key: mint(nbf=None), id="no-nbf"),
+        pytest.param(lambda mint, _key: mint(iss="https://evil.example"), id="wrong-issuer"),
+        pytest.param(lambda mint, _key: mint(iss=None), id="no-issuer"),
         pytest.param(
-            lambda mint, key: mint(iss="https://clerk.cancel-service.localhost/"), id="issuer-trailing-slash"
+            lambda mint, _key: mint(iss="https://clerk.cancel-service.localhost/"), id="issuer-trailing-slash"
         ),
-        pytest.param(lambda mint, key: mint(azp="https://evil.example"), id="foreign-azp"),
-        pytest.param(lambda mint, key: mint(azp=None), id="no-azp"),
-        pytest.param(lambda mint, key: mint("org_2notauser"), id="sub-not-a-user"),
-        pytest.param(lambda mint, key: mint(sid=None), id="jwt-template-token-without-sid"),
-        pytest.param(lambda mint, key: mint(sid="notasession"), id="sid-not-a-session"),
-        pytest.param(lambda mint, key: mint(sts="pending"), id="pending-session"),
+        pytest.param(lambda mint, _key: mint(azp="https://evil.example"), id="foreign-azp"),
+        pytest.param(lambda mint, _key: mint(azp=None), id="no-azp"),
+        pytest.param(lambda mint, _key: mint("org_2notauser"), id="sub-not-a-user"),
+        pytest.param(lambda mint, _key: mint(sid=None), id="jwt-template-token-without-sid"),
+        pytest.param(lambda mint, _key: mint(sid="notasession"), id="sid-not-a-session"),
+        pytest.param(lambda mint, _key: mint(sts="pending"), id="pending-session"),
     ],
 )
 def test_attack_is_refused_with_nothing_changed(token_scene, mint, signing_key, lambda_context, forge):
@@ -168,7 +169,8 @@ def test_malleated_token_segment_is_refused(
     assert_refused(answer, token_scene)
 
 
-def test_genuine_token_segments_are_canonical_and_accepted(token_scene, mint, lambda_context):
+@pytest.mark.usefixtures("token_scene")
+def test_genuine_token_segments_are_canonical_and_accepted(mint, lambda_context):
     token = mint()
     for part in token.split("."):
         assert base64.urlsafe_b64encode(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))).decode() == (

@@ -8,6 +8,8 @@ import base64
 import json
 import time
 
+import pytest
+
 from cancel_service.adapters.clerk import cookie_suffix
 from devstack.clerk import DEV_ORIGIN, SigningKey
 from support.constants import OWNER, PROJECT
@@ -15,21 +17,24 @@ from support.http_api import post_cancel
 from support.token_scene import assert_refused
 
 
-def test_expiry_and_not_before_allow_five_seconds_of_clock_skew(token_scene, mint, lambda_context):
+@pytest.mark.usefixtures("token_scene")
+def test_expiry_and_not_before_allow_five_seconds_of_clock_skew(mint, lambda_context):
     now = int(time.time())
 
     assert post_cancel(lambda_context, {"projectId": PROJECT}, token=mint(exp=now - 2)).status == 200
     assert post_cancel(lambda_context, {"projectId": PROJECT}, token=mint(nbf=now + 2)).status == 200
 
 
-def test_typ_jwt_and_active_session_status_are_accepted(token_scene, mint, lambda_context):
+@pytest.mark.usefixtures("token_scene")
+def test_typ_jwt_and_active_session_status_are_accepted(mint, lambda_context):
     answer = post_cancel(
         lambda_context, {"projectId": PROJECT}, token=mint(headers={"typ": "JWT"}, sts="active")
     )
     assert answer.status == 200
 
 
-def test_same_origin_cookie_is_accepted(token_scene, mint, lambda_context):
+@pytest.mark.usefixtures("token_scene")
+def test_same_origin_cookie_is_accepted(mint, lambda_context):
     answer = post_cancel(
         lambda_context,
         {"projectId": PROJECT},
@@ -40,7 +45,8 @@ def test_same_origin_cookie_is_accepted(token_scene, mint, lambda_context):
     assert answer.body["messageIds"] == ["m1"]
 
 
-def test_cookie_without_origin_header_is_accepted(token_scene, mint, lambda_context):
+@pytest.mark.usefixtures("token_scene")
+def test_cookie_without_origin_header_is_accepted(mint, lambda_context):
     answer = post_cancel(lambda_context, {"projectId": PROJECT}, cookie=f"__session={mint()}")
     assert answer.status == 200
 
@@ -59,7 +65,8 @@ def test_cookie_from_another_site_is_403_and_changes_nothing(token_scene, mint, 
     assert token_scene.published() == []
 
 
-def test_bearer_token_is_not_subject_to_the_cookie_origin_rule(token_scene, mint, lambda_context):
+@pytest.mark.usefixtures("token_scene")
+def test_bearer_token_is_not_subject_to_the_cookie_origin_rule(mint, lambda_context):
     answer = post_cancel(
         lambda_context, {"projectId": PROJECT}, token=mint(), headers={"origin": "https://other.example"}
     )
@@ -73,7 +80,8 @@ def test_bearer_header_wins_over_cookie(token_scene, mint, lambda_context):
     assert_refused(answer, token_scene)
 
 
-def test_suffixed_cookie_is_read_before_the_plain_one(token_scene, mint, lambda_context, monkeypatch):
+@pytest.mark.usefixtures("token_scene")
+def test_suffixed_cookie_is_read_before_the_plain_one(mint, lambda_context, monkeypatch):
     publishable_key = "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k"
     monkeypatch.setenv("CLERK_PUBLISHABLE_KEY", publishable_key)
     suffixed = f"__session_{cookie_suffix(publishable_key)}"
@@ -99,16 +107,16 @@ def test_cookie_suffix_matches_clerks_algorithm():
     assert len(expected) == 8
 
 
-def test_azp_is_not_checked_when_no_authorized_parties_are_configured(
-    token_scene, mint, lambda_context, monkeypatch
-):
+@pytest.mark.usefixtures("token_scene")
+def test_azp_is_not_checked_when_no_authorized_parties_are_configured(mint, lambda_context, monkeypatch):
     monkeypatch.setenv("CLERK_AUTHORIZED_PARTIES", "")
     answer = post_cancel(lambda_context, {"projectId": PROJECT}, token=mint(azp=None))
     assert answer.status == 200
 
 
+@pytest.mark.usefixtures("token_scene")
 def test_static_jwt_key_verifies_without_fetching_the_jwks(
-    token_scene, mint, signing_key, jwks, lambda_context, monkeypatch
+    mint, signing_key, jwks, lambda_context, monkeypatch
 ):
     monkeypatch.setenv("CLERK_JWT_KEY", signing_key.public_pem().replace("\n", "\\n"))
     jwks.available = False
@@ -123,7 +131,8 @@ def test_static_jwt_key_verifies_without_fetching_the_jwks(
     assert jwks.fetches == 0
 
 
-def test_no_token_reaches_a_log_line_or_a_response(token_scene, mint, lambda_context, log_lines, capfd):
+@pytest.mark.usefixtures("token_scene")
+def test_no_token_reaches_a_log_line_or_a_response(mint, lambda_context, log_lines, capfd):
     tokens = [
         mint(),
         mint(exp=int(time.time()) - 60),
@@ -150,7 +159,8 @@ def test_no_token_reaches_a_log_line_or_a_response(token_scene, mint, lambda_con
                 assert part not in json.dumps(answer.body) + json.dumps(answer.headers)
 
 
-def test_auth_failures_are_counted_by_reason(token_scene, mint, lambda_context, capfd):
+@pytest.mark.usefixtures("token_scene")
+def test_auth_failures_are_counted_by_reason(mint, lambda_context, capfd):
     post_cancel(lambda_context, {"projectId": PROJECT}, token=mint(exp=int(time.time()) - 60))
 
     metrics = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
@@ -160,7 +170,8 @@ def test_auth_failures_are_counted_by_reason(token_scene, mint, lambda_context, 
     assert failures[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "StopTheAI"
 
 
-def test_successful_cancel_is_logged_with_the_callers_user_id(token_scene, mint, lambda_context, log_lines):
+@pytest.mark.usefixtures("token_scene")
+def test_successful_cancel_is_logged_with_the_callers_user_id(mint, lambda_context, log_lines):
     post_cancel(lambda_context, {"projectId": PROJECT}, token=mint())
 
     handled = next(log for log in log_lines() if log["message"] == "cancel handled")
@@ -169,7 +180,8 @@ def test_successful_cancel_is_logged_with_the_callers_user_id(token_scene, mint,
     assert handled["level"] == "INFO"
 
 
-def test_client_errors_are_logged_at_info_without_stack_trace(token_scene, mint, lambda_context, log_lines):
+@pytest.mark.usefixtures("token_scene")
+def test_client_errors_are_logged_at_info_without_stack_trace(mint, lambda_context, log_lines):
     post_cancel(lambda_context, {"projectId": "k57missing"}, token=mint())
 
     refused = [log for log in log_lines() if log["message"].startswith("request refused")]

@@ -35,9 +35,9 @@ def _payload_text(claims: dict, **raw: str) -> str:
     [
         pytest.param(lambda t: json.dumps(str(t)), id="numeric-string"),
         pytest.param(lambda t: json.dumps(f"{t}.0"), id="decimal-string"),
-        pytest.param(lambda t: "true", id="true"),
-        pytest.param(lambda t: "false", id="false"),
-        pytest.param(lambda t: "null", id="null"),
+        pytest.param(lambda _t: "true", id="true"),
+        pytest.param(lambda _t: "false", id="false"),
+        pytest.param(lambda _t: "null", id="null"),
         pytest.param(lambda t: "[" + str(t) + "]", id="array"),
         pytest.param(lambda t: '{"v":' + str(t) + "}", id="object"),
     ],

@@ -46,7 +46,7 @@ class Agent:
         ]
         self.started[message_id] = arn
         self.wait_for(arn, {"RUNNING"})
-        return arn
+        return str(arn)
 
     def status(self, arn: str) -> str:
         return str(self.sfn.describe_execution(executionArn=arn)["status"])

@@ -32,7 +32,8 @@ def translate(template: dict[str, Any], parameters: dict[str, str]) -> dict[str,
 
 
 def resource(cfn: dict[str, Any], logical_id: str) -> dict[str, Any]:
-    return cfn["Resources"][logical_id]["Properties"]
+    properties: dict[str, Any] = cfn["Resources"][logical_id]["Properties"]
+    return properties
 
 
 def statements(cfn: dict[str, Any], function: str) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ def client_error(code: str, operation: str) -> ClientError:
 def install(monkeypatch: pytest.MonkeyPatch) -> dict[str, ClientWithFaults]:
     """Every client the function creates from now on is wrapped; returned by service name."""
     created: dict[str, ClientWithFaults] = {}
-    real_factory = boto3.client
+    real_factory: Callable[..., Any] = boto3.client
 
     def factory(service_name: str, *args: Any, **kwargs: Any) -> ClientWithFaults:
         created[service_name] = ClientWithFaults(real_factory(service_name, *args, **kwargs))

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from moto.events.models import EventPattern
+from moto.events.utils import EventMessageType
 
 from support.constants import ACCOUNT, AGENT_STATE_MACHINE_ARN, EVENTS, REGION
 
@@ -31,7 +32,7 @@ def rule_pattern(template: dict[str, Any], function: str, event: str) -> dict[st
 
 def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
     """EventBridge's own matching (moto's implementation of it)."""
-    return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))
+    return bool(EventPattern.load(json.dumps(pattern)).matches_event(cast("EventMessageType", event)))
 
 
 def eventbridge_event(detail_type: str, detail: dict[str, Any], *, source: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -228,20 +228,25 @@ class FaultPlan:
             body = json.dumps({"FailedEntryCount": len(entries), "Entries": [failure] * len(entries)})
             return 200, {"Content-Type": _SERVICE_ERRORS[parsed.service][0]}, body
         request.body = json.dumps({**parsed.body, "Entries": kept}).encode()
-        status, headers, body = self._through(real, request, replace(parsed, body=json.loads(request.body)))
+        status, headers, answer = self._through(real, request, replace(parsed, body=json.loads(request.body)))
         if status != 200:
-            return status, headers, body
-        accepted = iter(json.loads(body)["Entries"])
+            return status, headers, answer
+        accepted = iter(json.loads(answer)["Entries"])
         failure = {"ErrorCode": "InternalFailure", "ErrorMessage": "internal failure"}
         results = [failure if fails else next(accepted) for fails in doomed]
         failed = sum(1 for result in results if result.get("ErrorCode"))
         return status, headers, json.dumps({"FailedEntryCount": failed, "Entries": results})
 
 
-class _GrantingTokenBucket(bucket.TokenBucket):  # type: ignore[misc]
+class _GrantingTokenBucket(bucket.TokenBucket):
     """Adaptive mode's client-side rate limiter, granting at once what it would have waited for."""
 
-    def _acquire(self, amount: float, block: bool) -> bool:
+    # botocore's own private members, which its type stubs leave out.
+    _current_capacity: float
+    _refill: Callable[[], None]
+
+    # botocore passes `block` by name; granting at once, this bucket never blocks.
+    def _acquire(self, amount: float, block: bool) -> bool:  # noqa: ARG002
         self._refill()
         if amount > self._current_capacity:
             self._current_capacity = amount

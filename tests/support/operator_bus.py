@@ -124,7 +124,7 @@ class BulkFunctionStandIn:
         assert self.request is not None, "the command put no bulk request"
         events, sqs = boto3.client("events"), boto3.client("sqs")
         (rule_name,) = self.bus.watch_rules()
-        self.watch_rule = events.describe_rule(Name=rule_name, EventBusName=BUS_NAME)
+        self.watch_rule = dict(events.describe_rule(Name=rule_name, EventBusName=BUS_NAME))
         (queue_url,) = self.bus.watch_queues()
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])["Attributes"]
         self.watch_policy = json.loads(attributes["Policy"])

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -68,7 +68,7 @@ class Moto:
     host_url: str  # from this process: 127.0.0.1:<published port>
     network_url: str  # from the functions' containers: the container's name on the network
 
-    def client(self, service: str) -> Any:
+    def client(self, service: Literal["dynamodb", "events", "sqs", "stepfunctions"]) -> Any:
         return boto3.client(
             service,
             endpoint_url=self.host_url,

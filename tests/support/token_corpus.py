@@ -4,6 +4,7 @@ and genuine controls built from the same blocks (the corpus cannot pass by refus
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -61,6 +62,15 @@ def _flipped_signature_character(kit: Kit) -> str:
     return replace_segment(kit.mint(), 2, flip)
 
 
+def _without_claim(claim: str) -> Callable[[Kit], str]:
+    return lambda kit: kit.mint(**{claim: None})
+
+
+def _with_raw_claim(claim: str, text: Callable[[int], str]) -> Callable[[Kit], str]:
+    """The claim as the JSON text `text` makes of the current time."""
+    return lambda kit: kit.with_raw_claim(claim, text(kit.now))
+
+
 def _genuine(kit: Kit) -> str:
     return kit.mint()
 
@@ -96,7 +106,7 @@ ATTACKS = [
     Attack("two-segments", bearer(lambda kit: kit.mint().rsplit(".", 1)[0])),
     Attack("four-segments", bearer(lambda kit: kit.mint() + ".AAAA")),
     Attack("one-segment", bearer(lambda kit: kit.mint().replace(".", ""))),
-    Attack("all-segments-empty", bearer(lambda kit: "..")),
+    Attack("all-segments-empty", bearer(lambda _kit: "..")),
     Attack("empty-header", bearer(lambda kit: replace_segment(kit.mint(), 0, lambda _: ""))),
     Attack("empty-payload", bearer(lambda kit: replace_segment(kit.mint(), 1, lambda _: ""))),
     Attack("over-8-kib", bearer(lambda kit: kit.mint(padding="x" * 8 * 1024))),
@@ -149,17 +159,14 @@ ATTACKS = [
     Attack("signature-character-flipped", bearer(_flipped_signature_character)),
     Attack("signature-truncated", bearer(lambda kit: replace_segment(kit.mint(), 2, lambda s: s[:-4]))),
     # claims
+    *(Attack(f"{claim}-missing", bearer(_without_claim(claim))) for claim in ("exp", "iat", "nbf")),
     *(
-        Attack(f"{claim}-missing", bearer(lambda kit, c=claim: kit.mint(**{c: None})))
-        for claim in ("exp", "iat", "nbf")
-    ),
-    *(
-        Attack(f"{claim}-{kind}", bearer(lambda kit, c=claim, t=text: kit.with_raw_claim(c, t(kit.now))))
+        Attack(f"{claim}-{kind}", bearer(_with_raw_claim(claim, text)))
         for claim in ("exp", "iat", "nbf")
         for kind, text in (
             ("numeric-string", lambda now: json.dumps(str(now))),
-            ("boolean", lambda now: "true"),
-            ("null", lambda now: "null"),
+            ("boolean", lambda _now: "true"),
+            ("null", lambda _now: "null"),
         )
     ),
     Attack("exp-overflowing-number", bearer(lambda kit: kit.with_raw_claim("exp", "1e400"))),
@@ -190,8 +197,8 @@ ATTACKS = [
         lambda kit: Presented({"authorization": f"Bearer{kit.mint()}"}),
         token_sent=False,
     ),
-    Attack("bearer-without-token", lambda kit: Presented({"authorization": "Bearer"})),
-    Attack("bearer-with-blank-token", lambda kit: Presented({"authorization": "Bearer   "})),
+    Attack("bearer-without-token", lambda _kit: Presented({"authorization": "Bearer"})),
+    Attack("bearer-with-blank-token", lambda _kit: Presented({"authorization": "Bearer   "})),
     Attack("two-tokens", lambda kit: Presented({"authorization": f"Bearer {kit.mint()} {kit.mint()}"})),
     Attack(
         "two-bearer-credentials",

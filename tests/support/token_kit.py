@@ -30,6 +30,16 @@ def json_segment(value: dict[str, Any] | str) -> str:
     return segment((value if isinstance(value, str) else json.dumps(value)).encode())
 
 
+def _changed(values: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`values` with `changes` applied; a change to None removes the name."""
+    for name, value in changes.items():
+        if value is None:
+            values.pop(name)
+        else:
+            values[name] = value
+    return values
+
+
 @dataclass
 class Kit:
     """What an attacker can build from: the genuine key's signatures (through `mint`), the public
@@ -44,13 +54,7 @@ class Kit:
         return int(time.time())
 
     def claims(self, **changes: Any) -> dict[str, Any]:
-        claims = session_claims(OWNER)
-        for name, value in changes.items():
-            if value is None:
-                claims.pop(name)
-            else:
-                claims[name] = value
-        return claims
+        return _changed(session_claims(OWNER), changes)
 
     def signed(
         self,
@@ -60,7 +64,7 @@ class Kit:
     ) -> str:
         """A token with exactly this header and payload, RS256-signed by the genuine key unless
         `sign` says otherwise."""
-        header = {"alg": "RS256", "kid": self.key.kid, "typ": "JWT"} if header is None else header
+        header = self.header() if header is None else header
         signing_input = f"{json_segment(header)}.{json_segment(payload or self.claims())}"
         signature = (sign or self.rs256)(signing_input.encode())
         return f"{signing_input}.{segment(signature)}"
@@ -69,13 +73,7 @@ class Kit:
         return RSAAlgorithm(RSAAlgorithm.SHA256).sign(data, self.key.private_key)
 
     def header(self, **changes: Any) -> dict[str, Any]:
-        header = {"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}
-        for name, value in changes.items():
-            if value is None:
-                header.pop(name)
-            else:
-                header[name] = value
-        return header
+        return _changed({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, changes)
 
     def with_raw_claim(self, name: str, json_text: str) -> str:
         """The genuine claims with one claim written as raw JSON text, signed by the genuine key."""
@@ -121,7 +119,9 @@ def bearer(make: Callable[[Kit], str]) -> Callable[[Kit], Presented]:
     return lambda kit: Presented({"authorization": f"Bearer {make(kit)}"})
 
 
-def in_cookie(make: Callable[[Kit], str], *, name: str = "__session", origin: str | None = None):
+def in_cookie(
+    make: Callable[[Kit], str], *, name: str = "__session", origin: str | None = None
+) -> Callable[[Kit], Presented]:
     def presented(kit: Kit) -> Presented:
         return Presented({"origin": origin} if origin else {}, (f"{name}={make(kit)}",))
 

@@ -15,7 +15,8 @@ def clerk_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_jwks_url_defaults_to_the_issuers_well_known_location(clerk_env):
+@pytest.mark.usefixtures("clerk_env")
+def test_jwks_url_defaults_to_the_issuers_well_known_location():
     config = clerk_config()
 
     assert config.jwks_url == "https://clerk.example.com/.well-known/jwks.json"

@@ -72,4 +72,5 @@ def test_each_stopper_gets_its_share_of_the_rate(monkeypatch):
 
 def test_throttled_stops_are_retried_with_backoff_by_the_client():
     # Adaptive mode: client-side rate limiting once throttled, on top of the standard backoff.
-    assert STOP_EXECUTION_CONFIG.retries == {"mode": "adaptive", "total_max_attempts": 4}
+    # botocore keeps each option as an attribute; its type stubs declare only the constructor.
+    assert STOP_EXECUTION_CONFIG.retries == {"mode": "adaptive", "total_max_attempts": 4}  # type: ignore[attr-defined]
