@@ -1,5 +1,5 @@
-"""The SAM way, for real: `sam build`, then `sam local invoke` of every sample event in events/
-and `sam local start-api`, in Docker.
+"""Fixtures of the SAM tests, the SAM way for real: `sam build`, then `sam local invoke` of every
+sample event in events/ and `sam local start-api`, in Docker.
 
 Session fixtures: scripts/sam-local-setup (SAM CLI, our own dockerd, the local Lambda Python 3.13
 base image), one `sam build`, and moto_server in a container of the tests' own on a Docker network
