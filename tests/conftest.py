@@ -1,12 +1,12 @@
-"""Shared fixtures: moto with the template's tables and bus, a local JWKS server, real tokens."""
+"""Fixtures of every suite: a fresh Lambda container per test, moto with the template's tables and
+bus, a local JWKS server, real tokens, the function's log lines."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 # Powertools reads these when the handler modules are imported, as Lambda's environment would be.
@@ -18,21 +18,16 @@ os.environ.update(
 
 import boto3
 import pytest
-from agent_scene import AGENT_STATE_MACHINE_ARN
 from moto import mock_aws
 
 from cancel_service import config, runtime
+from cancel_service.observability import logger
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, JwksServer, SigningKey, session_claims
 from devstack.provision import create_tables
 from devstack.template import load_template
-
-ROOT = Path(__file__).resolve().parent.parent
-TABLE_NAMES = {"MessagesTable": "test-messages", "ProjectsTable": "test-projects"}
-BUS_NAME = "test-cancel-bus"
-OWNER = "user_2owner"
-OTHER_USER = "user_2stranger"
-ORG = "org_2team"
-PROJECT = "k57abc123def456"
+from support.constants import AGENT_STATE_MACHINE_ARN, BUS_NAME, OWNER, REGION, TABLE_NAMES
+from support.lambda_context import LambdaContext
+from support.store import Store, bus_with_capture_queue
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +68,8 @@ def fresh_container() -> Iterator[None]:
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch, jwks: JwksServer) -> None:
     values = {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "POWERTOOLS_SERVICE_NAME": "cancel-service",
@@ -97,84 +92,9 @@ def environment(monkeypatch: pytest.MonkeyPatch, jwks: JwksServer) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@dataclass
-class Store:
-    """The moto account of one test, with helpers to seed and inspect it."""
-
-    dynamodb: Any
-    events: Any
-    sqs: Any
-    queue_url: str
-
-    def put_project(
-        self, project_id: str = PROJECT, owner_id: str = OWNER, org_id: str | None = None
-    ) -> None:
-        item = {"id": {"S": project_id}, "ownerId": {"S": owner_id}}
-        if org_id:
-            item["orgId"] = {"S": org_id}
-        self.dynamodb.put_item(TableName=TABLE_NAMES["ProjectsTable"], Item=item)
-
-    def put_message(
-        self,
-        message_id: str,
-        *,
-        project_id: str = PROJECT,
-        conversation_id: str = "conv_1",
-        status: str = "processing",
-        execution_arn: str | None = None,
-        updated_at: str = "2026-11-24T12:00:00.000Z",
-    ) -> None:
-        item = {
-            "id": {"S": message_id},
-            "projectId": {"S": project_id},
-            "conversationId": {"S": conversation_id},
-            "status": {"S": status},
-            "createdAt": {"S": "2026-11-24T11:59:00.000Z"},
-            "updatedAt": {"S": updated_at},
-        }
-        if execution_arn:
-            item["executionArn"] = {"S": execution_arn}
-        self.dynamodb.put_item(TableName=TABLE_NAMES["MessagesTable"], Item=item)
-
-    def message(self, message_id: str) -> dict[str, str]:
-        item = self.dynamodb.get_item(TableName=TABLE_NAMES["MessagesTable"], Key={"id": {"S": message_id}})[
-            "Item"
-        ]
-        return {name: value["S"] for name, value in item.items()}
-
-    def status(self, message_id: str) -> str:
-        return self.message(message_id)["status"]
-
-    def published(self) -> list[dict[str, Any]]:
-        """Every event the bus delivered to the test's catch-all queue."""
-        events = []
-        while True:
-            batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not batch:
-                return events
-            for message in batch:
-                events.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
-def bus_with_capture_queue(events: Any, sqs: Any, bus_name: str, queue_name: str) -> str:
-    """Create the bus and a queue that receives every event published under app.messages."""
-    events.create_event_bus(Name=bus_name)
-    queue_url: str = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events.put_rule(
-        Name="capture", EventBusName=bus_name, EventPattern=json.dumps({"source": ["app.messages"]})
-    )
-    events.put_targets(Rule="capture", EventBusName=bus_name, Targets=[{"Id": "queue", "Arn": queue_arn}])
-    return queue_url
-
-
+# A fixture's dependency is a parameter (pytest.mark.usefixtures does not apply to fixtures).
 @pytest.fixture
-def store(environment: None, template: dict[str, Any]) -> Iterator[Store]:
+def store(environment: None, template: dict[str, Any]) -> Iterator[Store]:  # noqa: ARG001
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_tables(dynamodb, TABLE_NAMES, template)
@@ -207,32 +127,14 @@ def mint(signing_key: SigningKey) -> Callable[..., str]:
     return _mint
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "CancelFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:CancelFunction"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
-
-
 @pytest.fixture
 def lambda_context() -> LambdaContext:
     return LambdaContext()
 
 
-def load_event(name: str) -> dict[str, Any]:
-    return json.loads((ROOT / "events" / name).read_text())
-
-
 @pytest.fixture
 def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """The JSON log lines the function writes during the test (Powertools' handler, redirected)."""
-    import io
-
-    from cancel_service.observability import logger
 
     buffer = io.StringIO()
     handler = logger.registered_handler

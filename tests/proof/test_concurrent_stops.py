@@ -20,17 +20,16 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_faults import FaultPlan, by_request_id, install
-from figures import record
 
 from cancel_service import runtime
 from cancel_service.cancel import CancelService
 from cancel_service.models import Caller
-from conftest import OWNER, PROJECT, TABLE_NAMES, Store
+from support.constants import OWNER, PROJECT, TABLE_NAMES
+from support.figures import record
+from support.http_faults import FaultPlan, by_request_id, install
+from support.store import Store
 
 pytestmark = pytest.mark.proof
-pytest_plugins = ["figures"]
-
 STOPS = 16
 # Every call into moto is serialized (see aws_faults): a round is ~400 calls one after another,
 # with 16 x 8 writer threads contending for the interpreter: ~15 s a round on two busy cores.

@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cancel_service.handlers.cancel_http import handler
-from conftest import PROJECT, Store
 from devstack.apigw import http_api_event
 from devstack.clerk import DEV_ORIGIN
-from http_client import CANCEL_PATH, invoke
+from support.constants import CANCEL_PATH, PROJECT
+from support.http_api import invoke
+from support.store import Store
 
 pytestmark = pytest.mark.proof
 
@@ -193,23 +194,26 @@ def events(genuine: str) -> st.SearchStrategy[dict[str, Any]]:
 
     @st.composite
     def with_parts_missing(draw: st.DrawFn) -> dict[str, Any]:
-        """What API Gateway could hand over with optional parts missing or odd (no headers, no
-        request id, header names in capitals); the parts it always sends (method, rawPath, stage)
-        stay."""
-        event = draw(shaped())
-        for name in draw(OPTIONAL_CONTEXT):
-            del event["requestContext"][name]
-        for name in draw(OPTIONAL_HTTP):
-            del event["requestContext"]["http"][name]
-        for name in draw(OPTIONAL_TOP):
-            event.pop(name, None)
-        if draw(st.booleans()) and "headers" in event:
-            event["headers"] = {name.upper(): value for name, value in event["headers"].items()}
-        if draw(st.booleans()):
-            event["cookies"] = draw(st.one_of(st.none(), st.lists(any_text, max_size=3)))
-        return event
+        return without_optional_parts(draw, draw(shaped()))
 
     return st.one_of(shaped(), with_parts_missing())
+
+
+def without_optional_parts(draw: st.DrawFn, event: dict[str, Any]) -> dict[str, Any]:
+    """What API Gateway could hand over with optional parts missing or odd (no headers, no
+    request id, header names in capitals); the parts it always sends (method, rawPath, stage)
+    stay."""
+    for name in draw(OPTIONAL_CONTEXT):
+        del event["requestContext"][name]
+    for name in draw(OPTIONAL_HTTP):
+        del event["requestContext"]["http"][name]
+    for name in draw(OPTIONAL_TOP):
+        event.pop(name, None)
+    if draw(st.booleans()) and "headers" in event:
+        event["headers"] = {name.upper(): value for name, value in event["headers"].items()}
+    if draw(st.booleans()):
+        event["cookies"] = draw(st.one_of(st.none(), st.lists(any_text, max_size=3)))
+    return event
 
 
 def check_response(response: dict[str, Any], secrets: list[str]) -> int:

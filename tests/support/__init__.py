@@ -1,1 +1,3 @@
-"""Helpers the test suites share: the AWS store, the local stack, HTTP, the agent scene, constants."""
+"""What the test suites share: one set of constants, the AWS store and its captured bus, events,
+Lambda contexts, the HTTP call, faults, the agent, bulk, token and timeline scenes, the translated
+template, the local stack, the SAM and the operator's environments."""

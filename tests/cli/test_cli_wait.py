@@ -1,0 +1,144 @@
+"""`cancel-service bulk --wait` following a bulk published by a stand-in for the bulk function
+(continuations with running totals, then the report), with the temporary rule and queue gone
+however the command ends; on a terminal, progress is one line redrawn."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from cancel_service import cli
+from cancel_service.cli.progress import Progress, ProgressDisplay
+from support.constants import BUS_NAME, PROJECT
+from support.operator_bus import (
+    BulkFunctionStandIn,
+    Bus,
+)
+
+
+@pytest.mark.parametrize(("outcome", "code"), [("finished", 0), ("capped", 0), ("failed", 1)])
+def test_wait_shows_progress_prints_the_report_and_exits_by_its_outcome(
+    bus: Bus, capsys: pytest.CaptureFixture[str], outcome: str, code: int
+) -> None:
+    with BulkFunctionStandIn(bus, outcome=outcome) as bulk_function:
+        result = cli.main(["bulk", "--projects", PROJECT, "--wait", "--timeout", "20s", "--bus", BUS_NAME])
+
+    assert result == code
+    assert bulk_function.request is not None
+    bulk_id = bulk_function.request["detail"]["bulkId"]
+    output = capsys.readouterr()
+    assert "progress: 1/2 cancelled, 0 already finished, 0 failed, 1 invocation\n" in output.err
+    assert "progress: 2/3 cancelled, 0 already finished, 0 failed, 2 invocations\n" in output.err
+    lines = output.out.splitlines()
+    assert lines[0] == f"bulk {bulk_id} requested on bus {BUS_NAME} (projects {PROJECT}); waiting"
+    assert lines[1] == f"bulk {bulk_id} {outcome} in 4.5 s"
+    assert f"  selection         projects {PROJECT}" in lines
+    assert "  cancelled         2" in lines
+    assert "  already finished  1" in lines
+    assert "  invocations       2" in lines
+    assert bus.watch_rules() == []
+    assert bus.watch_queues() == []
+
+
+def test_the_temporary_rule_takes_only_this_bulks_events_into_a_queue_only_it_may_fill(bus: Bus) -> None:
+    with BulkFunctionStandIn(bus) as bulk_function:
+        cli.main(["bulk", "--owner", "user_2owner", "--bulk-id", "b3", "--wait", "--bus", BUS_NAME])
+
+    pattern = json.loads(bulk_function.watch_rule["EventPattern"])
+    assert pattern["detail"] == {"bulkId": ["b3"]}
+    assert "app.messages.bulk" in pattern["source"]
+    assert "detail-type" not in pattern
+    (statement,) = bulk_function.watch_policy["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": bulk_function.watch_rule["Arn"]}}
+
+
+def test_wait_with_json_prints_the_report_detail_alone_on_stdout(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with BulkFunctionStandIn(bus) as bulk_function:
+        code = cli.main(["bulk", "--projects", PROJECT, "--wait", "--json", "--bus", BUS_NAME])
+
+    assert code == 0
+    output = capsys.readouterr()
+    assert json.loads(output.out) == bulk_function.report
+    assert "  cancelled         2" in output.err
+
+
+def test_wait_exits_3_when_no_report_comes_in_time_and_cleans_up(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    code = cli.main(
+        ["bulk", "--projects", PROJECT, "--bulk-id", "b4", "--wait", "--timeout", "1s", "--bus", BUS_NAME]
+    )
+
+    assert code == 3
+    assert time.monotonic() - started < 10
+    assert "no report of bulk b4 within 1 s" in capsys.readouterr().err
+    assert [event["detail"]["bulkId"] for event in bus.requests()] == ["b4"]
+    assert bus.watch_rules() == []
+    assert bus.watch_queues() == []
+
+
+def test_ctrl_c_while_waiting_cleans_up_and_exits_130(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:
+    with BulkFunctionStandIn(bus, interrupt=True):
+        code = cli.main(["bulk", "--projects", PROJECT, "--bulk-id", "b5", "--wait", "--bus", BUS_NAME])
+
+    assert code == 130
+    assert "bulk b5 goes on in the service" in capsys.readouterr().err
+    assert bus.watch_rules() == []
+    assert bus.watch_queues() == []
+
+
+def test_a_failure_while_setting_up_the_wait_leaves_nothing_behind(
+    bus: Bus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["bulk", "--projects", PROJECT, "--wait", "--bus", "no-such-bus"])
+
+    assert code == 1
+    assert "AWS error" in capsys.readouterr().err
+    assert bus.watch_queues() == []
+    assert bus.requests() == []
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    with Terminal() as stream:
+        yield stream
+
+
+def test_on_a_terminal_progress_is_one_line_redrawn_with_a_bar(terminal: Terminal) -> None:
+    display = ProgressDisplay(terminal)
+    display.tick()
+    display.update(Progress(selected=12, cancelled=6, already_finished=1, failed=0, invocations=3))
+    display.close()
+
+    output = terminal.getvalue()
+    assert output.startswith("\r| waiting for the first progress")
+    assert "\n" not in output[:-1]
+    last = output.rsplit("\r", 1)[1]
+    assert last.startswith(
+        "/ [" + "#" * 12 + "-" * 12 + "] 6/12 cancelled, 1 already finished, 0 failed, 3 invocations"
+    )
+    assert output.endswith("\n")
+
+
+def test_progress_never_goes_back_to_an_earlier_total(terminal: Terminal) -> None:
+    display = ProgressDisplay(terminal)
+    later = Progress(selected=10, cancelled=8, already_finished=0, failed=0, invocations=3)
+    display.update(later)
+    display.update(Progress(selected=5, cancelled=4, already_finished=0, failed=0, invocations=2))
+
+    assert display.latest == later
+    assert "4/5" not in terminal.getvalue()

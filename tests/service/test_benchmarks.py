@@ -1,0 +1,74 @@
+"""The benchmarks still run: each script in its short mode, as a subprocess, printing its table.
+
+What they measure is theirs to print; nothing here depends on how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from support.constants import ROOT
+
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def run_benchmark(script: str, *args: str) -> list[str]:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout.splitlines()
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def test_cancel_latency_prints_a_markdown_row_for_each_size():
+    lines = run_benchmark("cancel_latency.py", "--markdown")
+
+    table = [line for line in lines if line.startswith("|")]
+    assert cells(table[0]) == [
+        "N",
+        "handler ms",
+        "one-at-a-time ms",
+        "all-in-flight ms",
+        "handler/all-in-flight",
+        "one-at-a-time/handler",
+    ]
+    assert set(cells(table[1])) == {"---:"}
+    rows = [cells(line) for line in table[2:]]
+    assert [row[0] for row in rows] == ["1", "10"]
+    for row in rows:
+        assert all(float(value) > 0 for value in row[1:]), row
+
+
+def test_cancel_latency_prints_a_plain_table_by_default():
+    lines = run_benchmark("cancel_latency.py")
+
+    header = next(index for index, line in enumerate(lines) if line.split()[:3] == ["N", "handler", "ms"])
+    rows = [line.split() for line in lines[header + 1 :]]
+    assert [row[0] for row in rows] == ["1", "10"]
+    assert all(len(row) == 6 for row in rows), rows
+
+
+@pytest.mark.parametrize(
+    ("label", "target"),
+    [("CPU per request", "target <= 1 ms"), ("RSS of a fresh process", "target <= 100 MiB")],
+)
+def test_warm_overhead_prints_each_figure_with_its_target(label, target, warm_overhead_output):
+    (line,) = [line for line in warm_overhead_output if line.startswith(label)]
+    assert f"{target}: within target" in line or f"{target}: OVER TARGET" in line, line
+
+
+@pytest.fixture(scope="module")
+def warm_overhead_output() -> list[str]:
+    return run_benchmark("warm_overhead.py")

@@ -1,0 +1,156 @@
+"""Bulk cancels too large for one invocation continue in events of their own until none is left:
+no message reported twice, the cap and the bulk id kept across continuations, every continuation
+under EventBridge's entry limit."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from cancel_service.handlers import bulk_cancel
+from support.bulk_scene import LONG_AGO, bulk_event, put_processing_messages, roomy_context
+from support.client_faults import install
+from support.constants import BUS_NAME, TABLE_NAMES
+from support.lambda_context import BudgetContext
+
+
+@pytest.mark.parametrize(
+    ("detail", "count"),
+    # The sweep's shape at full size; the project cursor (across three projects) on a smaller bulk.
+    [({"olderThanSeconds": 3600}, 5000), ({"projectIds": ["p1", "p2", "p3"]}, 1500)],
+    ids=["olderThanSeconds-5000", "projectIds-1500"],
+)
+def test_a_large_bulk_continues_until_none_is_left_and_none_is_reported_twice(
+    store, route, monkeypatch, detail, count
+):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
+    # The published cancel events are counted from the calls instead: moto's SQS receive is linear
+    # in the queue's length, so draining 5,000 events from the catch-all queue would take minutes.
+    store.events.remove_targets(Rule="capture", EventBusName=BUS_NAME, Ids=["queue"])
+    clients = install(monkeypatch)
+    expected = put_processing_messages(store, count, ["p1", "p2", "p3"])
+    started = time.monotonic()
+
+    reported: list[str] = []
+    invocations = 0
+    pending = [bulk_event(detail)]
+    while pending:
+        event = pending.pop()
+        invocations += 1
+        # Time for five pages per invocation, as if the function's timeout were short.
+        answer = bulk_cancel.handler(event, BudgetContext(remaining_ms=60_000, step_ms=10_000))
+        reported.extend(answer["messageIds"])
+        pending.extend(continuations.take())  # as EventBridge would deliver the continuation
+        assert bool(pending) == answer["continued"]
+        assert invocations <= count // 100, "the bulk does not converge"
+
+    assert invocations >= count // 500  # five pages of 100 per invocation
+    assert len(reported) == len(set(reported)) == count
+    assert set(reported) == expected
+    published = [
+        json.loads(entry["Detail"])["messageId"]
+        for operation, call in clients["events"].calls
+        if operation == "put_events"
+        for entry in call["Entries"]
+        if entry["DetailType"] == "Message Cancel Requested"
+    ]
+    assert len(published) == len(set(published)) == count
+    left = store.dynamodb.query(
+        TableName=TABLE_NAMES["MessagesTable"],
+        IndexName="byStatusAndUpdatedAt",
+        KeyConditionExpression="#status = :processing",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":processing": {"S": "processing"}},
+        Select="COUNT",
+    )["Count"]
+    assert left == 0
+    print(f"{count}-message bulk: {invocations} invocations, {time.monotonic() - started:.1f} s")
+
+
+def test_a_cap_holds_across_continuations(store, route, reports):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
+    put_processing_messages(store, 300, ["p1"])
+
+    first = bulk_cancel.handler(
+        bulk_event({"projectIds": ["p1"], "maxMessages": 150}), BudgetContext(remaining_ms=15_000, step_ms=0)
+    )
+    (continuation,) = continuations.take()
+    second = bulk_cancel.handler(continuation, roomy_context())
+
+    assert (len(first["messageIds"]), len(second["messageIds"])) == (100, 50)
+    (report,) = reports()
+    assert (report["outcome"], report["cancelled"], report["invocations"]) == ("capped", 150, 2)
+
+
+def test_a_bulk_without_an_id_gets_one_and_its_continuations_carry_it(store, route):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
+    put_processing_messages(store, 150, ["p1"])
+
+    bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}), BudgetContext(remaining_ms=15_000, step_ms=0))
+
+    (continuation,) = continuations.take()
+    bulk_id = continuation["detail"]["bulkId"]
+    assert continuation["source"] == "app.messages.bulk"
+    assert store.message("m00000")["cancelRequestId"] == bulk_id
+    answer = bulk_cancel.handler(continuation, roomy_context())
+    assert len(answer["messageIds"]) == 50
+    assert {store.message(f"m{n:05d}")["cancelRequestId"] for n in range(150)} == {bulk_id}
+
+
+def entry_size(entry: dict) -> int:
+    """EventBridge's size of a PutEvents entry: source, detail type, detail (and resources)."""
+    return sum(len(entry.get(name, "").encode()) for name in ("Source", "DetailType", "Detail"))
+
+
+def test_a_large_projects_bulk_continues_in_events_under_the_entry_limit(store, route, monkeypatch, reports):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
+    clients = install(monkeypatch)
+    # As large a request as EventBridge carries (each id takes 123 bytes in the JSON list).
+    project_ids = [f"{n:04d}".ljust(120, "x") for n in range((256 * 1024 - 200) // 123)]
+    first, last = project_ids[0], project_ids[-1]
+    put_processing_messages(store, 150, [first])
+    store.put_message("last-one", project_id=last, updated_at=LONG_AGO)
+    request = bulk_event({"projectIds": project_ids})
+    request_entry = {
+        "Source": "app.admin",
+        "DetailType": "Bulk Cancel Requested",
+        "Detail": json.dumps(request["detail"], separators=(",", ":")),
+    }
+    assert 256 * 1024 - 1024 < entry_size(request_entry) < 256 * 1024
+
+    # Time for one page only: the rest (the whole list, its position and progress) does not fit
+    # in one event yet, so the invocation goes on until it does, then continues.
+    first_answer = bulk_cancel.handler(request, BudgetContext(remaining_ms=25_000, step_ms=10_000))
+    queried = {
+        call["ExpressionAttributeValues"][":project"]["S"]
+        for op, call in clients["dynamodb"].calls
+        if op == "query"
+    }
+    assert first_answer["continued"]
+    assert len(queried) > 2, "the rest was handed off before it fitted"
+    reported: list[str] = list(first_answer["messageIds"])
+    pending = continuations.take()
+    while pending:
+        assert len(pending) == 1  # one chain: one continuation at a time
+        answer = bulk_cancel.handler(pending.pop(), roomy_context())
+        reported.extend(answer["messageIds"])
+        pending.extend(continuations.take())
+
+    assert sorted(reported) == sorted({f"m{n:05d}" for n in range(150)} | {"last-one"})
+    sizes = [
+        entry_size(entry)
+        for operation, call in clients["events"].calls
+        if operation == "put_events"
+        for entry in call["Entries"]
+        if entry["Source"] == "app.messages.bulk"
+    ]
+    assert len(sizes) == 2  # one continuation, one report
+    assert max(sizes) < 256 * 1024
+    (report,) = reports()
+    assert (report["cancelled"], report["invocations"], report["selector"]["projectCount"]) == (
+        151,
+        2,
+        len(project_ids),
+    )

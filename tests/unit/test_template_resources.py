@@ -1,0 +1,172 @@
+"""The template as CloudFormation receives it: the functions, parameters, rules, targets, queues,
+dead-letter queues, alarms and outputs the SAM transform yields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from devstack.template import resources_of_type
+from support.cfn import FUNCTIONS, resource
+
+
+def test_every_function_with_its_handler_runtime_tracing_and_a_log_group(cfn):
+    functions = resources_of_type(cfn, "AWS::Lambda::Function")
+    assert {name: f["Properties"]["Handler"] for name, f in functions.items()} == FUNCTIONS
+    log_groups = resources_of_type(cfn, "AWS::Logs::LogGroup")
+    for name, function in functions.items():
+        properties = function["Properties"]
+        assert properties["Runtime"] == "python3.13"
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["Architectures"] == [{"Ref": "Architecture"}]
+        assert properties["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "cancel-service"
+        assert log_groups[f"{name}LogGroup"]["Properties"] == {
+            "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{{name}}}"},
+            "RetentionInDays": {"Ref": "LogRetentionDays"},
+        }
+
+
+def test_parameters(template):
+    parameters = template["Parameters"]
+    for name in (
+        "ClerkIssuer",
+        "ClerkJwksUrl",
+        "ClerkAuthorizedParties",
+        "ClerkJwtKey",
+        "ClerkPublishableKey",
+    ):
+        assert name in parameters
+    assert parameters["StaleAfterSeconds"]["Default"] == 3600
+    assert parameters["LogLevel"]["Default"] == "INFO"
+    assert "AgentStateMachineArn" in parameters
+    assert parameters["Architecture"]["AllowedValues"] == ["arm64", "x86_64"]
+
+
+def rule_of(cfn: dict[str, Any], logical_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    rule = resource(cfn, logical_id)
+    [target] = rule["Targets"]
+    return rule, target
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "target_id"),
+    [
+        ("StopRequestsRule", "StopRequestsQueue"),
+        ("BulkCancelFunctionBulkCancelRequested", "BulkCancelFunction"),
+        ("BulkCancelFunctionStaleSweep", "BulkCancelFunction"),
+        ("ExecutionStatusFunctionAgentExecutionEnded", "ExecutionStatusFunction"),
+    ],
+)
+def test_every_rule_target_retries_then_dead_letters(cfn, rule_id, target_id):
+    _, target = rule_of(cfn, rule_id)
+
+    assert target["Arn"] == {"Fn::GetAtt": [target_id, "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["UndeliveredEventsQueue", "Arn"]}}
+    queue_policy = resource(cfn, "UndeliveredEventsQueuePolicy")["PolicyDocument"]["Statement"][0]
+    assert {"Fn::GetAtt": [rule_id, "Arn"]} in queue_policy["Condition"]["ArnEquals"]["aws:SourceArn"]
+
+
+@pytest.mark.parametrize("function", ["BulkCancelFunction", "ExecutionStatusFunction"])
+def test_function_errors_are_retried_then_kept_in_a_queue(cfn, function):
+    config = resource(cfn, f"{function}EventInvokeConfig")
+
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["FailedEventsQueue", "Arn"]
+    }
+
+
+def test_rules_listen_on_the_right_bus_for_the_right_events(cfn):
+    stop, _ = rule_of(cfn, "StopRequestsRule")
+    assert stop["EventBusName"] == {"Ref": "CancelBus"}
+    assert stop["EventPattern"]["detail"] == {"executionArn": [{"exists": True}]}
+    bulk, _ = rule_of(cfn, "BulkCancelFunctionBulkCancelRequested")
+    assert bulk["EventBusName"] == {"Ref": "CancelBus"}
+    assert bulk["EventPattern"]["source"] == [{"anything-but": "app.messages"}]
+    ended, _ = rule_of(cfn, "ExecutionStatusFunctionAgentExecutionEnded")
+    assert "EventBusName" not in ended  # Step Functions publishes on the default bus
+    assert ended["EventPattern"]["detail"]["stateMachineArn"] == [{"Ref": "AgentStateMachineArn"}]
+    sweep, target = rule_of(cfn, "BulkCancelFunctionStaleSweep")
+    assert sweep["ScheduleExpression"] == "rate(5 minutes)"
+    assert "${StaleAfterSeconds}" in target["Input"]["Fn::Sub"]
+
+
+def test_stop_requests_wait_in_an_encrypted_queue_that_redrives_to_its_dead_letter_queue(cfn):
+    queue = resource(cfn, "StopRequestsQueue")
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["StopRequestsDeadLetterQueue", "Arn"]
+    }
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 3
+    # AWS's recommendation for a queue that feeds a function: six times the function's timeout.
+    assert queue["VisibilityTimeout"] >= 6 * resource(cfn, "StopAgentFunction")["Timeout"]
+    dead_letters = resource(cfn, "StopRequestsDeadLetterQueue")
+    assert dead_letters["SqsManagedSseEnabled"] is True
+    assert dead_letters["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # A message outlives neither queue's retention while it waits: SQS keeps a redriven message's
+    # original enqueue time, so the dead-letter queue keeps it longer than the queue does.
+    assert dead_letters["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+
+
+def test_only_the_stop_rule_may_send_to_the_stop_queue(cfn):
+    policy = resource(cfn, "StopRequestsQueuePolicy")
+    assert policy["Queues"] == [{"Ref": "StopRequestsQueue"}]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["StopRequestsQueue", "Arn"]}
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["StopRequestsRule", "Arn"]}}
+    }
+
+
+def test_the_stopper_drains_the_queue_in_small_batches_with_bounded_concurrency(cfn):
+    mappings = resources_of_type(cfn, "AWS::Lambda::EventSourceMapping")
+    [mapping] = [
+        m["Properties"]
+        for m in mappings.values()
+        if m["Properties"]["FunctionName"] == {"Ref": "StopAgentFunction"}
+    ]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["StopRequestsQueue", "Arn"]}
+    assert mapping["BatchSize"] == 10
+    assert mapping["MaximumBatchingWindowInSeconds"] == 0  # a user's Stop is not held back
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    concurrency = mapping["ScalingConfig"]["MaximumConcurrency"]
+    assert concurrency >= 2  # AWS's minimum
+    function = resource(cfn, "StopAgentFunction")
+    # The function divides the account-wide rate by the same number of instances.
+    assert int(function["Environment"]["Variables"]["STOP_MAXIMUM_CONCURRENCY"]) == concurrency
+    assert function["Environment"]["Variables"]["STOP_EXECUTIONS_PER_SECOND"] == {
+        "Ref": "StopExecutionsPerSecond"
+    }
+    # The queue bounds the stopper now: no reserved concurrency (it would throttle the poller's
+    # invocations into receive counts) and no asynchronous invocation to configure.
+    assert "ReservedConcurrentExecutions" not in function
+    assert "StopAgentFunctionEventInvokeConfig" not in cfn["Resources"]
+
+
+def test_the_stop_rate_stays_under_the_smallest_stop_execution_quota(template):
+    rate = template["Parameters"]["StopExecutionsPerSecond"]
+    assert rate["Type"] == "Number"
+    assert rate["MinValue"] == 1
+    # StopExecution refills at 25 per second outside us-east-1, us-west-2 and eu-west-1, shared
+    # with the account's other callers.
+    assert rate["Default"] < 25
+
+
+def test_dead_letter_queues_are_encrypted_and_alarmed(cfn):
+    for queue in ("UndeliveredEventsQueue", "FailedEventsQueue", "StopRequestsDeadLetterQueue"):
+        assert resource(cfn, queue)["SqsManagedSseEnabled"] is True
+    alarms = [a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()]
+    watched = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms}
+    assert watched == {"UndeliveredEventsQueue", "FailedEventsQueue", "StopRequestsDeadLetterQueue"}
+    for alarm in alarms:
+        assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_outputs(template):
+    assert {"ApiUrl", "EventBusName", "MessagesTableName", "ProjectsTableName"} <= set(template["Outputs"])
