@@ -5,15 +5,14 @@ function processes; Step Functions status changes put on the default bus."""
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from devstack.stack import DevStack, StackOptions
+from devstack.stack import DevStack
+from support.local_stack import stack_of_template, wait_until
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -86,19 +85,7 @@ def record(event, context):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    root: Path = tmp_path_factory.mktemp("template")
-    (root / "template.yaml").write_text(TEMPLATE)
-    (root / "code").mkdir()
-    (root / "code" / "handlers.py").write_text(textwrap.dedent(HANDLERS))
-    options = StackOptions(
-        api_port=0,
-        clerk_port=0,
-        aws_port=0,
-        template_path=root / "template.yaml",
-        seed=False,
-        serve_api=False,
-    )
-    with DevStack(options, log=lambda _line: None) as running:
+    with stack_of_template(tmp_path_factory.mktemp("template"), TEMPLATE, HANDLERS) as running:
         yield running
 
 
@@ -107,15 +94,6 @@ def _start_agent(stack: DevStack) -> str:
     return stack.client("stepfunctions").start_execution(
         stateMachineArn=stack.agent_state_machine, name=uuid.uuid4().hex, input="{}"
     )["executionArn"]
-
-
-def _wait(condition, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_rules_and_buses_come_from_the_template(stack):
@@ -148,7 +126,7 @@ def test_matching_events_reach_the_function_and_others_do_not(stack):
     )
     assert result["FailedEntryCount"] == 0
 
-    assert _wait(lambda: sfn.describe_execution(executionArn=stopped)["status"] == "ABORTED")
+    assert wait_until(lambda: sfn.describe_execution(executionArn=stopped)["status"] == "ABORTED", timeout=15)
     time.sleep(1.5)
     assert sfn.describe_execution(executionArn=untouched)["status"] == "RUNNING"
     assert sfn.describe_execution(executionArn=on_other_bus)["status"] == "RUNNING"
@@ -165,7 +143,9 @@ def test_step_functions_status_changes_reach_the_default_bus(stack):
             "Item"
         )
 
-    assert _wait(lambda: seen() is not None), "no ABORTED status-change event reached StatusFunction"
+    assert wait_until(lambda: seen() is not None, timeout=15), (
+        "no ABORTED status-change event reached StatusFunction"
+    )
     item = seen()
     assert item is not None
     assert item["status"]["S"] == "ABORTED"

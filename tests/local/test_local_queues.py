@@ -6,18 +6,17 @@ until the queue's redrive policy sets them aside."""
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from devstack.lambdas import Invocation
 from devstack.sqs_source import succeeded_messages
-from devstack.stack import DevStack, StackOptions
+from devstack.stack import DevStack
+from support.local_stack import stack_of_template, wait_until
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -109,21 +108,7 @@ def work(event, context):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    # moto's backends live in this process, shared with the other in-process stacks of the
-    # tests: this template's names are its own.
-    root: Path = tmp_path_factory.mktemp("template")
-    (root / "template.yaml").write_text(TEMPLATE)
-    (root / "code").mkdir()
-    (root / "code" / "handlers.py").write_text(textwrap.dedent(HANDLERS))
-    options = StackOptions(
-        api_port=0,
-        clerk_port=0,
-        aws_port=0,
-        template_path=root / "template.yaml",
-        seed=False,
-        serve_api=False,
-    )
-    with DevStack(options, log=lambda _line: None) as running:
+    with stack_of_template(tmp_path_factory.mktemp("template"), TEMPLATE, HANDLERS) as running:
         yield running
 
 
@@ -164,15 +149,6 @@ def _dead_letters(stack: DevStack) -> list[dict[str, Any]]:
     return [json.loads(message["Body"])["detail"] for message in messages]
 
 
-def _wait(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def _keys(count: int) -> list[str]:
     prefix = uuid.uuid4().hex[:8]
     return [f"{prefix}-{index}" for index in range(count)]
@@ -184,7 +160,9 @@ def test_events_reach_the_function_through_the_queue_whole_and_in_batches(stack)
         _put(stack, {"key": key})
         time.sleep(0.15)
 
-    assert _wait(lambda: sorted(k for i in _invocations(stack, set(keys)) for k in i["keys"]) == keys)
+    assert wait_until(
+        lambda: sorted(k for i in _invocations(stack, set(keys)) for k in i["keys"]) == keys, timeout=20
+    )
     invocations = _invocations(stack, set(keys))
     assert len(invocations) < len(keys)  # batched, not one invocation per event
     assert {account for invocation in invocations for account in invocation["accounts"]} == {"123456789012"}
@@ -195,7 +173,7 @@ def test_at_most_maximum_concurrency_batches_are_in_flight(stack):
     _put(stack, *({"key": key, "sleep": 0.5} for key in keys[:10]))
     _put(stack, *({"key": key, "sleep": 0.5} for key in keys[10:]))
 
-    assert _wait(lambda: sum(len(i["keys"]) for i in _invocations(stack, set(keys))) == 12, timeout=30)
+    assert wait_until(lambda: sum(len(i["keys"]) for i in _invocations(stack, set(keys))) == 12, timeout=30)
     invocations = _invocations(stack, set(keys))
     assert max(len(invocation["keys"]) for invocation in invocations) <= 5  # BatchSize
     moments = sorted({invocation["started"] for invocation in invocations})
@@ -207,7 +185,7 @@ def test_only_the_reported_failures_come_back_then_go_to_the_dead_letter_queue(s
     handled, failing = _keys(2)
     _put(stack, {"key": handled}, {"key": failing, "fail": True})
 
-    assert _wait(lambda: any(d["key"] == failing for d in _dead_letters(stack)), timeout=30)
+    assert wait_until(lambda: any(d["key"] == failing for d in _dead_letters(stack)), timeout=30)
     invocations = _invocations(stack, {handled, failing})
     assert sum(handled in invocation["keys"] for invocation in invocations) == 1  # deleted at once
     assert sum(failing in invocation["keys"] for invocation in invocations) == 2  # maxReceiveCount
@@ -217,7 +195,7 @@ def test_a_failed_invocation_deletes_none_of_its_records(stack):
     crashing = _keys(1)[0]
     _put(stack, {"key": crashing, "crash": True})
 
-    assert _wait(lambda: any(d["key"] == crashing for d in _dead_letters(stack)), timeout=30)
+    assert wait_until(lambda: any(d["key"] == crashing for d in _dead_letters(stack)), timeout=30)
 
 
 def _messages(*ids: str) -> list[dict[str, Any]]:

@@ -1,26 +1,24 @@
-"""The names the tests share: the repository, the moto account's tables and bus, the callers and
-their project, the stand-in agent."""
+"""The names the tests share: the moto account's tables and bus, the callers and their project.
+The facts the tests share with the local stack (account, region, the API's path, the stand-in
+agent) are the stack's own, taken from devstack."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from devstack.constants import ACCOUNT, CANCEL_PATH, REGION, ROOT, STACK_NAME
+from devstack.demo import AGENT_ROLE, stand_in_agent_arn, stand_in_agents
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["ACCOUNT", "AGENT_ROLE", "CANCEL_PATH", "REGION", "ROOT"]
+
 EVENTS = ROOT / "events"
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 TABLE_NAMES = {"MessagesTable": "test-messages", "ProjectsTable": "test-projects"}
 BUS_NAME = "test-cancel-bus"
-CANCEL_PATH = "/api/messages/cancel"
 
 OWNER = "user_2owner"
 OTHER_USER = "user_2stranger"
 ORG = "org_2team"
 PROJECT = "k57abc123def456"
 
-STAND_IN_AGENT = ROOT / "devstack" / "agent" / "stand_in_agent.asl.json"
-# Named as the local stack names it (devstack.demo.stand_in_agents), so the sample events fit both.
-AGENT_NAME = "cancel-service-local-stand_in_agent"
-AGENT_ROLE = f"arn:aws:iam::{ACCOUNT}:role/stand-in-agent"
-AGENT_STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{AGENT_NAME}"
+# The local stack's first stand-in agent, the one the sample events name.
+AGENT_NAME, STAND_IN_AGENT = stand_in_agents(STACK_NAME)[0]
+AGENT_STATE_MACHINE_ARN = stand_in_agent_arn(STACK_NAME)

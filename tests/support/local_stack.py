@@ -1,6 +1,6 @@
-"""For the tests that drive the local stack from outside, as a user does: start
-`python -m devstack` as a process on free ports, wait until it is up, stop it with Ctrl-C; a
-small HTTP client; and which function of the template a sample event is meant for."""
+"""For the tests of the local stack: start `python -m devstack` as a process on free ports, wait
+until it is up, stop it with Ctrl-C, as a user does; run a small template of a test's own in this
+process; a small HTTP client; and which function of the template a sample event is meant for."""
 
 from __future__ import annotations
 
@@ -10,17 +10,51 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from devstack.constants import ROOT
+from devstack.stack import DevStack, StackOptions
 from devstack.template import Template
 
 START_TIMEOUT = 60.0
+
+
+@contextmanager
+def stack_of_template(directory: Path, template: str, handlers: str) -> Iterator[DevStack]:
+    """The local stack in this process, of a small template and its module `handlers` (the
+    template's CodeUri is `code/`), with no API and no demo data. moto's backends are shared with
+    the other in-process stacks of the tests: such a template's names must be its own."""
+    (directory / "template.yaml").write_text(template)
+    (directory / "code").mkdir()
+    (directory / "code" / "handlers.py").write_text(textwrap.dedent(handlers))
+    options = StackOptions(
+        api_port=0,
+        clerk_port=0,
+        aws_port=0,
+        template_path=directory / "template.yaml",
+        seed=False,
+        serve_api=False,
+    )
+    with DevStack(options, log=lambda _line: None) as running:
+        yield running
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Whether `condition` came true within `timeout` seconds (asked every 0.2 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 @dataclass
