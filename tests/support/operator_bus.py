@@ -4,7 +4,6 @@ request with continuations and a report."""
 
 from __future__ import annotations
 
-import _thread
 import json
 import threading
 import time
@@ -86,7 +85,8 @@ def report_detail(bulk_id: str, outcome: str = "finished", **fields: Any) -> dic
 class BulkFunctionStandIn:
     """Plays the bulk function from a thread: waits for the operator's request on the bus, notes
     the temporary rule and queue policy the command made, then publishes continuations and the
-    report (or, with `interrupt`, presses Ctrl-C in the command instead)."""
+    report (or, with `interrupt`, sets `ctrl_c` instead: the test turns it into the operator's
+    Ctrl-C in the command's main thread)."""
 
     bus: Bus
     outcome: str = "finished"
@@ -96,6 +96,7 @@ class BulkFunctionStandIn:
     watch_policy: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    ctrl_c: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -129,7 +130,7 @@ class BulkFunctionStandIn:
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])["Attributes"]
         self.watch_policy = json.loads(attributes["Policy"])
         if self.interrupt:
-            _thread.interrupt_main()
+            self.ctrl_c.set()
             return
         bulk_id = self.request["detail"]["bulkId"]
         for totals in (
