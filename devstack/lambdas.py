@@ -110,6 +110,9 @@ class Container:
             stderr=subprocess.PIPE,
             text=True,
             bufsize=1,
+            # Out of the terminal's process group: Ctrl-C is the stack's to handle, and the stack
+            # stops its workers itself (closing stdin), so an invocation in flight ends as it would.
+            process_group=0,
         )
         assert self.process.stdout is not None
         assert self.process.stderr is not None

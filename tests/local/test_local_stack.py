@@ -151,6 +151,7 @@ def test_stops_cleanly_on_ctrl_c():
         code = stack.stop()
         assert code == 0, stack.output()
         assert "Stopped." in stack.output()
+        assert "Traceback" not in stack.output()
         assert not stack.state_file.exists()
         for pid in workers:
             assert not _alive(pid), f"worker {pid} outlived the stack"

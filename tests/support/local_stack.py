@@ -172,11 +172,12 @@ class StackProcess:
             return []
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int | None:
-        """Ctrl-C, as a user stops it; returns the exit code."""
+        """Ctrl-C, as a user stops it (a terminal signals the whole process group, the function
+        workers too); returns the exit code."""
         code = None
         if self.process is not None:
             if self.process.poll() is None:
-                self.process.send_signal(sig)
+                os.killpg(self.process.pid, sig)
                 try:
                     self.process.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
