@@ -5,10 +5,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv chromium test stack
 
-$(STAMP): pyproject.toml
+# message-cancel-watch, the agent's library, is its own package: installed beside the service
+# (the local stack's stand-in agent and the tests import it from there).
+$(STAMP): pyproject.toml message-cancel-watch/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e ./message-cancel-watch -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
