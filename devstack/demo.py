@@ -1,8 +1,9 @@
 """The demo: its identities, its data, and the stand-in agent its messages run on.
 
 The demo user owns a project with processing messages in two conversations; in the local stack
-each is worked on by a RUNNING execution of the stand-in agent (devstack/agent/*.asl.json), a
-state machine that waits until it is stopped. `sam-seed` writes the same data without executions.
+each is worked on by a RUNNING execution of the stand-in agent (devstack/agent/*.asl.json), whose
+task streams an answer into the message (devstack/agent/) until it is complete or cancelled.
+`sam-seed` writes the same data without executions.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from devstack.constants import ACCOUNT, REGION, ROOT
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_stepfunctions import SFNClient
+
+    from devstack.agent.task_worker import AgentTaskWorker
 
 DEMO_USER = "user_2demoOwner0000000000000"
 DEMO_ORG = "org_2demoTeam00000000000000000"
@@ -73,8 +76,11 @@ class DemoData:
         table_name: Callable[[str], str],
         sfn: SFNClient | None = None,
         agent: str | None = None,
+        steps: AgentTaskWorker | None = None,
     ) -> None:
+        """`steps` runs the step of each execution (streaming its answer into the message)."""
         self._dynamodb, self._table_name, self._sfn, self._agent = dynamodb, table_name, sfn, agent
+        self._steps = steps
 
     def seed(self) -> list[str]:
         """(Re)write the demo project and its messages, each processing one with a new RUNNING
@@ -88,7 +94,7 @@ class DemoData:
                 "name": {"S": "Demo project"},
             },
         )
-        processing = []
+        processing, steps = [], []
         for message_id, conversation, status in DEMO_MESSAGES:
             now = iso_now()
             item = {
@@ -102,10 +108,19 @@ class DemoData:
             if status == "processing":
                 processing.append(message_id)
                 if self._sfn is not None and self._agent:
-                    item["executionArn"] = {
-                        "S": _start_agent(self._sfn, self._agent, message_id, conversation)
+                    execution_input: dict[str, str | int] = {
+                        "messageId": message_id,
+                        "projectId": DEMO_PROJECT,
+                        "conversationId": conversation,
                     }
+                    if self._steps is not None:
+                        execution_input["answerSeconds"] = self._steps.answer_seconds()
+                        steps.append(message_id)
+                    item["executionArn"] = {"S": _start_agent(self._sfn, self._agent, execution_input)}
             self._dynamodb.put_item(TableName=self._table_name("MessagesTable"), Item=item)
+        for message_id in steps:  # once their messages are written
+            assert self._steps is not None
+            self._steps.start(message_id)
         return processing
 
     def messages(self, project_id: str) -> list[dict[str, Any]]:
@@ -131,13 +146,11 @@ class DemoData:
         )
 
 
-def _start_agent(sfn: SFNClient, agent: str, message_id: str, conversation: str) -> str:
+def _start_agent(sfn: SFNClient, agent: str, execution_input: dict[str, str | int]) -> str:
     """A RUNNING execution of the stand-in agent working on a message; its ARN."""
     execution = sfn.start_execution(
         stateMachineArn=agent,
-        name=f"{message_id}-{uuid.uuid4().hex[:8]}",
-        input=json.dumps(
-            {"messageId": message_id, "projectId": DEMO_PROJECT, "conversationId": conversation}
-        ),
+        name=f"{execution_input['messageId']}-{uuid.uuid4().hex[:8]}",
+        input=json.dumps(execution_input),
     )
     return execution["executionArn"]

@@ -1,11 +1,12 @@
 """The whole service on 127.0.0.1, built from template.yaml: no AWS account, no Docker.
 
 The composition root: starts moto (devstack.aws), the Clerk stand-in (devstack.clerk) and the
-API Gateway (devstack.gateway); creates the template's resources (devstack.provision) and the
-stand-in agents (devstack.demo); runs every function in warm worker processes
-(devstack.lambdas), fed by the template's event sources (devstack.delivery, devstack.sqs_source)
-and Step Functions' status changes (devstack.sfn_events); and tells `invoke`, `token` and the
-tests where it runs through a state file.
+API Gateway (devstack.gateway); creates the template's resources (devstack.provision), the
+stand-in agents (devstack.demo) and the worker of their steps (devstack.agent); runs every function in
+warm worker processes (devstack.lambdas), fed by the template's event sources
+(devstack.delivery, devstack.sqs_source) and Step Functions' status changes
+(devstack.sfn_events); and tells `invoke`, `token` and the tests where it runs through a state
+file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.agent.task_worker import AgentTaskWorker
 from devstack.apigw import http_api_routes
 from devstack.aws import LocalAws
 from devstack.background import Background
@@ -111,7 +113,12 @@ class DevStack:
         delivery.wire()
         self.rules = delivery.rules
         ExecutionWatcher(aws, self._background, self.log)
-        self.demo = DemoData(aws.dynamodb(), self.table_name, aws.stepfunctions(), self.agent_state_machine)
+        self.agent_steps = AgentTaskWorker(
+            aws.dynamodb(), self.table_name("MessagesTable"), self._background, self.log
+        )
+        self.demo = DemoData(
+            aws.dynamodb(), self.table_name, aws.stepfunctions(), self.agent_state_machine, self.agent_steps
+        )
         if options.seed:
             self.demo.seed()
         if self._gateway is not None:
