@@ -121,3 +121,18 @@ def test_indexes_the_functions_read(template):
         "byExecutionArn": ["executionArn"],
     }
     assert indexes("ProjectsTable") == {"byOwner": ["ownerId"]}
+
+
+def test_the_agents_watch_policy_grants_getitem_on_the_messages_table_alone_and_is_an_output(cfn):
+    policy = cfn["Resources"]["AgentCancelWatchPolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    assert set(policy["Properties"]) == {"Description", "PolicyDocument"}  # attached by the agent, not here
+    assert policy["Properties"]["PolicyDocument"]["Statement"] == [
+        {
+            "Sid": "WatchMessageStatus",
+            "Effect": "Allow",
+            "Action": "dynamodb:GetItem",
+            "Resource": {"Fn::GetAtt": ["MessagesTable", "Arn"]},
+        }
+    ]
+    assert cfn["Outputs"]["AgentCancelWatchPolicyArn"]["Value"] == {"Ref": "AgentCancelWatchPolicy"}
