@@ -1,6 +1,7 @@
 """The demo page in real headless Chromium (Debian's `chromium`, driven by Playwright): signed in
-by the `__session` cookie, it stops the AI with the seed page's own `fetch` (no Authorization
-header) and shows the toast and the new statuses."""
+by the `__session` cookie, it shows each agent's answer growing, stops the AI with the seed page's
+own `fetch` (no Authorization header) and shows the toast, the new statuses, the executions
+ABORTED and each answer stopped mid-sentence, growing no more."""
 
 from __future__ import annotations
 
@@ -27,6 +28,18 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = ROOT / "artifacts"
 PROCESSING = sorted(message_id for message_id, _, status in DEMO_MESSAGES if status == "processing")
+
+
+def answer_of(page, message_id: str):
+    return page.locator(f'[data-answer-of="{message_id}"] [data-answer]')
+
+
+def words_of(page, message_id: str) -> str:
+    """The answer the page shows for a message, once it shows one."""
+    from playwright.sync_api import expect
+
+    expect(answer_of(page, message_id)).not_to_be_empty(timeout=15_000)
+    return answer_of(page, message_id).inner_text()
 
 
 @pytest.fixture
@@ -62,6 +75,10 @@ def test_stop_ai_from_the_demo_page(stack):
                 expect(row.locator("[data-status]")).to_have_text("processing")
                 expect(row.locator("[data-execution]")).to_have_text("agent RUNNING")
             assert page.locator("section.conversation").count() >= 2
+            for message_id in PROCESSING:  # the agents stream: each answer grows
+                shown = words_of(page, message_id)
+                expect(answer_of(page, message_id)).not_to_have_text(shown, timeout=10_000)
+            page.screenshot(path=str(ARTIFACTS / "demo-page-streaming.png"), full_page=True)
 
             page.get_by_role("button", name="Stop AI").click()
 
@@ -70,6 +87,25 @@ def test_stop_ai_from_the_demo_page(stack):
                 expect(page.locator(f'[data-message-id="{message_id}"] [data-status]')).to_have_text(
                     "cancelled"
                 )
+            stopped_after = {}
+            for message_id in PROCESSING:
+                stopped = page.locator(f'[data-answer-of="{message_id}"] [data-stopped]')
+                expect(stopped).to_contain_text("mid-sentence")
+                expect(page.locator(f'[data-message-id="{message_id}"] [data-execution]')).to_have_text(
+                    "agent ABORTED", timeout=30_000
+                )
+                stopped_after[message_id] = words_of(page, message_id)
+            # Two seconds more: the page (refreshing twice a second) shows not one word more.
+            page.wait_for_timeout(2_000)
+            for message_id, shown in stopped_after.items():
+                assert words_of(page, message_id) == shown
+                count = int(
+                    page.locator(f'[data-answer-of="{message_id}"] [data-stopped]').get_attribute(
+                        "data-stopped"
+                    )
+                    or 0
+                )
+                assert len(shown.split()) == count
             page.screenshot(path=str(ARTIFACTS / "demo-page-stopped.png"), full_page=True)
 
             page.get_by_role("button", name="Stop AI").click()
