@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from devstack.agent.answer import WORDS_PER_SECOND
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, SigningKey, session_claims
 from devstack.constants import CANCEL_PATH, REGION, ROOT
 from devstack.demo import DEMO_ORG, DEMO_PROJECT, DEMO_USER
@@ -86,6 +87,9 @@ AWS_SECRET_ACCESS_KEY=x AWS_REGION={REGION} aws dynamodb scan --table-name {mess
   Clerk stand-in    issuer {DEV_ISSUER}, JWKS {stack.jwks_url}
   Demo data         project {DEMO_PROJECT} (owner {DEMO_USER}, org {DEMO_ORG}),
                     processing messages in 2 conversations, agent executions RUNNING
+  Demo agents       each streams its answer into its message ({WORDS_PER_SECOND:g} words a second, `content`)
+                    from a step watched by message-cancel-watch: a Stop ends the step within
+                    about a second ("stopped after N words" on the demo page) and the execution ABORTED
 
   A session token for the demo user (1 hour):
     {token}

@@ -14,15 +14,13 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devstack.constants import ACCOUNT, REGION, ROOT
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_stepfunctions import SFNClient
-
-    from devstack.agent.task_worker import AgentTaskWorker
 
 DEMO_USER = "user_2demoOwner0000000000000"
 DEMO_ORG = "org_2demoTeam00000000000000000"
@@ -62,6 +60,14 @@ def create_stand_in_agents(sfn: SFNClient, stack_name: str) -> list[str]:
     ]
 
 
+class AgentSteps(Protocol):
+    """Runs the step of each stand-in agent execution (devstack.agent.task_worker)."""
+
+    def answer_seconds(self) -> int: ...
+
+    def start(self, message_id: str) -> None: ...
+
+
 def iso_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -76,7 +82,7 @@ class DemoData:
         table_name: Callable[[str], str],
         sfn: SFNClient | None = None,
         agent: str | None = None,
-        steps: AgentTaskWorker | None = None,
+        steps: AgentSteps | None = None,
     ) -> None:
         """`steps` runs the step of each execution (streaming its answer into the message)."""
         self._dynamodb, self._table_name, self._sfn, self._agent = dynamodb, table_name, sfn, agent

@@ -41,6 +41,7 @@ def epoch(iso: str) -> float:
 
 
 def test_after_the_users_stop_no_agent_writes_a_chunk_more_than_2_s_after_the_200(stack):
+    assert "from a step watched by message-cancel-watch" in stack.output()  # the banner says so
     # The agents stream: every processing message's answer grows.
     assert wait_until(lambda: all(count >= 3 for count in words(stack).values()), WAIT_SECONDS)
     before = words(stack)
