@@ -113,9 +113,7 @@ class DevStack:
         delivery.wire()
         self.rules = delivery.rules
         ExecutionWatcher(aws, self._background, self.log)
-        self.agent_steps = AgentTaskWorker(
-            aws.dynamodb(), self.table_name("MessagesTable"), self._background, self.log
-        )
+        self.agent_steps = AgentTaskWorker(aws.dynamodb(), self.table_name, self._background, self.log)
         self.demo = DemoData(
             aws.dynamodb(), self.table_name, aws.stepfunctions(), self.agent_state_machine, self.agent_steps
         )

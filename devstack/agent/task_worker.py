@@ -21,11 +21,13 @@ class AgentTaskWorker:
     def __init__(
         self,
         dynamodb: DynamoDBClient,
-        messages_table: str,
+        table_name: Callable[[str], str],
         background: Background,
         log: Callable[[str], None],
     ) -> None:
-        self._dynamodb, self._messages_table = dynamodb, messages_table
+        """`table_name` names the template's tables by logical id (read when a step starts: a
+        template without a MessagesTable has no demo and no steps)."""
+        self._dynamodb, self._table_name = dynamodb, table_name
         self._background, self._log = background, log
         self._lock = threading.Lock()
         self._streams: dict[str, ModelStream] = {}  # message id -> the stream of its running step
@@ -48,7 +50,7 @@ class AgentTaskWorker:
 
     def _run(self, message_id: str, stream: ModelStream) -> None:
         try:
-            outcome = stream_answer(self._dynamodb, self._messages_table, message_id, stream)
+            outcome = stream_answer(self._dynamodb, self._table_name("MessagesTable"), message_id, stream)
         except Exception as error:  # noqa: BLE001 - one step's failure is logged, not the stack's
             self._log(f"! agent step of {message_id}: {type(error).__name__}: {error}")
             return
