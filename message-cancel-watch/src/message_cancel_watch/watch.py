@@ -112,11 +112,14 @@ class _Watch:
         message_id: str,
         *,
         table_name: str,
-        client: DynamoDBClient | None,
-        interval: float,
-        consistent_read: bool,
-        on_cancel: Iterable[Callback],
+        client: DynamoDBClient | None = None,
+        interval: float = DEFAULT_INTERVAL,
+        consistent_read: bool = DEFAULT_CONSISTENT_READ,
+        on_cancel: Iterable[Callback] = (),
     ) -> None:
+        """Watch message `message_id` of table `table_name`: a read every `interval` seconds,
+        strongly consistent unless `consistent_read` is False, with `client` (by default one
+        with short timeouts, from the standard AWS environment); `on_cancel` run once."""
         client = client if client is not None else boto3.client("dynamodb", config=CLIENT_CONFIG)
         self._reader = StatusReader(
             client, table_name, message_id, interval=interval, consistent_read=consistent_read
@@ -164,26 +167,7 @@ class CancelWatch(_Watch):
 
     The thread is joined when the block ends: nothing of the watch outlives it."""
 
-    def __init__(
-        self,
-        message_id: str,
-        *,
-        table_name: str,
-        client: DynamoDBClient | None = None,
-        interval: float = DEFAULT_INTERVAL,
-        consistent_read: bool = DEFAULT_CONSISTENT_READ,
-        on_cancel: Iterable[Callback] = (),
-    ) -> None:
-        super().__init__(
-            message_id,
-            table_name=table_name,
-            client=client,
-            interval=interval,
-            consistent_read=consistent_read,
-            on_cancel=on_cancel,
-        )
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+    _thread: threading.Thread | None = None
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to `timeout` seconds, waking when the cancel is seen; whether it was."""
@@ -192,6 +176,7 @@ class CancelWatch(_Watch):
     def __enter__(self) -> CancelWatch:
         if self._thread is not None:
             raise RuntimeError("a CancelWatch is entered once")
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"cancel-watch-{self.message_id}", daemon=True)
         self._thread.start()
         return self
@@ -225,29 +210,11 @@ class AsyncCancelWatch(_Watch):
     Reads run on a thread of the watch's own (boto3 blocks); the watch's task and thread are
     ended and awaited when the block ends."""
 
-    def __init__(
-        self,
-        message_id: str,
-        *,
-        table_name: str,
-        client: DynamoDBClient | None = None,
-        interval: float = DEFAULT_INTERVAL,
-        consistent_read: bool = DEFAULT_CONSISTENT_READ,
-        on_cancel: Iterable[Callback] = (),
-    ) -> None:
-        super().__init__(
-            message_id,
-            table_name=table_name,
-            client=client,
-            interval=interval,
-            consistent_read=consistent_read,
-            on_cancel=on_cancel,
-        )
-        self._stopping: asyncio.Event | None = None
-        self._task: asyncio.Task[Any] | None = None
-        self._watcher: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._cancelling = 0
+    _stopping: asyncio.Event | None = None
+    _task: asyncio.Task[Any] | None = None
+    _watcher: asyncio.Task[None] | None = None
+    _executor: ThreadPoolExecutor | None = None
+    _cancelling = 0
 
     async def __aenter__(self) -> AsyncCancelWatch:
         if self._task is not None:
