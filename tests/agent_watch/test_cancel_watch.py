@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from message_cancel_watch import AsyncCancelWatch, CancelWatch, MessageCancelled
-from message_cancel_watch.watch import MAX_BACKOFF, NEVER, StatusReader
+from message_cancel_watch.watch import MAX_BACKOFF, NEVER, StatusReader, default_client
 from support.client_faults import ClientWithFaults, client_error
 from support.fake_clock import FakeClock
 
@@ -271,3 +271,15 @@ def test_a_watch_is_entered_once_and_needs_a_positive_interval(store, table):
     watch = CancelWatch(MESSAGE, table_name=table, client=store.dynamodb, interval=0.01)
     with watch, pytest.raises(RuntimeError, match="entered once"), watch:
         pass
+
+
+def test_watches_given_no_client_share_one_with_short_timeouts(store, table):
+    client = default_client()
+    assert default_client() is client
+    config: Any = client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (1, 2)
+    assert config.retries["mode"] == "standard"
+    assert config.retries["total_max_attempts"] == 2  # a read and one retry, then the watch's backoff
+    set_status(store, "cancelled")
+    with CancelWatch(MESSAGE, table_name=table, interval=0.01) as watch:  # reads with that client
+        assert watch.wait(BOUNDED)

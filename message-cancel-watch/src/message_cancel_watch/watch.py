@@ -9,6 +9,7 @@ access denied) is logged and retried with a growing delay; it is never taken as 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -34,7 +35,9 @@ NEVER = float("inf")
 # A failing read waits interval x 2, x 4 ... up to this before the next one.
 MAX_BACKOFF = 8.0
 # A read that hangs would hold the cancel back: short timeouts, botocore's standard retries.
-CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+CLIENT_CONFIG = Config(
+    connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}
+)
 
 CANCELLED = "cancelled"
 FINISHED = frozenset({"completed", "failed"})
@@ -104,6 +107,20 @@ class StatusReader:
         return self.interval
 
 
+_default_client_lock = threading.Lock()
+
+
+@functools.cache
+def _make_default_client() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=CLIENT_CONFIG)
+
+
+def default_client() -> DynamoDBClient:
+    """The process's one DynamoDB client for watches given none (a Lambda container reuses it)."""
+    with _default_client_lock:  # boto3's default session must not build two clients at once
+        return _make_default_client()
+
+
 class _Watch:
     """What the sync and asyncio watches share: the reader, the flag and the callbacks."""
 
@@ -119,8 +136,9 @@ class _Watch:
     ) -> None:
         """Watch message `message_id` of table `table_name`: a read every `interval` seconds,
         strongly consistent unless `consistent_read` is False, with `client` (by default one
-        with short timeouts, from the standard AWS environment); `on_cancel` run once."""
-        client = client if client is not None else boto3.client("dynamodb", config=CLIENT_CONFIG)
+        with short timeouts, from the standard AWS environment, made once per process);
+        `on_cancel` run once."""
+        client = client if client is not None else default_client()
         self._reader = StatusReader(
             client, table_name, message_id, interval=interval, consistent_read=consistent_read
         )
@@ -128,6 +146,7 @@ class _Watch:
         self._lock = threading.Lock()
         self._cancelled = threading.Event()
         self._callbacks = list(on_cancel)
+        self._running_callbacks = False
 
     @property
     def cancelled(self) -> bool:
@@ -140,20 +159,27 @@ class _Watch:
             raise MessageCancelled(self.message_id)
 
     def on_cancel(self, callback: Callback) -> None:
-        """Run `callback` once when the cancel is seen (at once if it already was)."""
+        """Run `callback` once when the cancel is seen (at once if it already was, after the
+        callbacks given before it)."""
         with self._lock:
-            if not self._cancelled.is_set():
+            if not self._cancelled.is_set() or self._running_callbacks:
                 self._callbacks.append(callback)
                 return
         _run(callback, self.message_id)
 
     def _seen_cancel(self) -> None:
-        """Set the flag, then run every callback once (each failure logged, the others still run)."""
+        """Set the flag, then run every callback once, in order (each failure logged, the others
+        still run). The flag comes first: a step that a callback unblocks finds it set."""
         with self._lock:
             self._cancelled.set()
-            callbacks, self._callbacks = self._callbacks, []
+            self._running_callbacks = True
         logger.info("message %s was cancelled: stopping the step", self.message_id)
-        for callback in callbacks:
+        while True:
+            with self._lock:
+                if not self._callbacks:
+                    self._running_callbacks = False
+                    return
+                callback = self._callbacks.pop(0)
             _run(callback, self.message_id)
 
 
