@@ -82,9 +82,9 @@ def environment(monkeypatch: pytest.MonkeyPatch, jwks: JwksServer) -> None:
         "CLERK_JWKS_URL": jwks.url,
         "CLERK_AUTHORIZED_PARTIES": DEV_ORIGIN,
         "AGENT_STATE_MACHINE_ARN": AGENT_STATE_MACHINE_ARN,
-        # Fast enough that no test waits for the stopper's pace (tests of the pace set their own).
+        # Fast enough that no test waits for the bulk lane's pace (tests of the pace set their own).
         "STOP_EXECUTIONS_PER_SECOND": "1000",
-        "STOP_MAXIMUM_CONCURRENCY": "1",
+        "STOP_PACE_TABLE": TABLE_NAMES["StopPaceTable"],
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

@@ -39,13 +39,6 @@ def _positive_number(name: str) -> float:
     return value
 
 
-def _positive_integer(name: str) -> int:
-    text = _required(name)
-    if not (text.isascii() and text.isdigit() and int(text) > 0):
-        raise ConfigurationError(f"environment variable {name} must be a positive integer, not {text!r}")
-    return int(text)
-
-
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     """Where messages, projects and cancel events live (every function needs this)."""
@@ -72,11 +65,20 @@ def agent_state_machine_arn() -> str:
     return _required("AGENT_STATE_MACHINE_ARN")
 
 
+@dataclass(frozen=True, slots=True)
+class StopPaceConfig:
+    """The bulk lane's StopExecution pace (bulk stopper only): the calls per second of all its
+    instances together, and the table whose item they share it through."""
+
+    stops_per_second: float
+    table: str
+
+
 @cache
-def stop_executions_per_second_per_instance() -> float:
-    """The StopExecution rate of one stopper (stop function only): the rate all of them together
-    stay under, shared by as many instances as the queue's poller runs at most."""
-    return _positive_number("STOP_EXECUTIONS_PER_SECOND") / _positive_integer("STOP_MAXIMUM_CONCURRENCY")
+def stop_pace_config() -> StopPaceConfig:
+    return StopPaceConfig(
+        stops_per_second=_positive_number("STOP_EXECUTIONS_PER_SECOND"), table=_required("STOP_PACE_TABLE")
+    )
 
 
 @cache

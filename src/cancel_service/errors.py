@@ -61,5 +61,15 @@ class InvalidBulkRequest(CancelServiceError):
     logged, never retried."""
 
 
-class NotAnAgentExecution(CancelServiceError):
+class StopRefused(CancelServiceError):
+    """A stop that can never succeed as asked (Step Functions refuses its ARN or its cause):
+    logged and counted as rejected, never retried."""
+
+
+class NotAnAgentExecution(StopRefused):
     """A stop was asked for an execution of another state machine than the agent's: refused."""
+
+
+class OutOfTime(CancelServiceError):
+    """The invocation has no time left for another StopExecution attempt (and the wait after it):
+    the stop goes back to its queue untried."""

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from cancel_service.adapters.aws import CALL_CONCURRENCY, CLIENT_CONFIG, STOP_EXECUTION_CONFIG
+from cancel_service.adapters.aws import (
+    CALL_CONCURRENCY,
+    CLIENT_CONFIG,
+    STOP_CONCURRENCY,
+    STOP_EXECUTION_CONFIG,
+)
 from cancel_service.adapters.cancel_events import CancelEventPublisher
 from cancel_service.adapters.clerk import JwksCache, KeySource, SessionTokenVerifier, StaticKey
 from cancel_service.adapters.messages import MessagesTable
@@ -23,7 +28,7 @@ from cancel_service.cancel import CancelService
 from cancel_service.config import (
     agent_state_machine_arn,
     clerk_config,
-    stop_executions_per_second_per_instance,
+    stop_pace_config,
     store_config,
 )
 
@@ -31,8 +36,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
 
-    from cancel_service.adapters.agent_executions import AgentExecutions
+    from cancel_service.adapters.stop_pace import SharedPace
     from cancel_service.agent_outcomes import AgentOutcomes
+    from cancel_service.agent_stops import AgentStops
     from cancel_service.bulk import BulkCancelService
 
 
@@ -89,15 +95,31 @@ def agent_outcomes() -> AgentOutcomes:
     return AgentOutcomes(messages=_messages(), cancel_service=cancel_service())
 
 
-@cache
-def agent_executions() -> AgentExecutions:
-    from cancel_service.adapters.agent_executions import AgentExecutions, RateLimit
+# The stopper's workers: every record of a batch (at most 10) stopped at once. Created lazily by
+# the executor, so only the stoppers ever start them.
+_STOPS = ThreadPoolExecutor(max_workers=STOP_CONCURRENCY, thread_name_prefix="agent-stop")
 
-    return AgentExecutions(
-        boto3.client("stepfunctions", config=STOP_EXECUTION_CONFIG),
-        agent_state_machine_arn(),
-        RateLimit(stop_executions_per_second_per_instance()),
-    )
+
+def _agent_stops(pace: SharedPace | None) -> AgentStops:
+    from cancel_service.adapters.agent_executions import AgentExecutions, StopAttempts
+    from cancel_service.agent_stops import AgentStops
+
+    attempts = StopAttempts(pace)
+    client = attempts.watch(boto3.client("stepfunctions", config=STOP_EXECUTION_CONFIG))
+    return AgentStops(AgentExecutions(client, agent_state_machine_arn(), attempts), _STOPS)
+
+
+@cache
+def user_lane_stops() -> AgentStops:
+    return _agent_stops(pace=None)
+
+
+@cache
+def bulk_lane_stops() -> AgentStops:
+    from cancel_service.adapters.stop_pace import SharedPace
+
+    config = stop_pace_config()
+    return _agent_stops(SharedPace(_dynamodb(), config.table, "bulk", config.stops_per_second))
 
 
 @cache

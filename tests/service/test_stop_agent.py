@@ -1,66 +1,25 @@
-"""The stopper: the stop queue's records (each an EventBridge `Message Cancel Requested` event)
-become StopExecution calls on the agent's executions, at a bounded rate, failing record by record."""
+"""The stopper: a stop queue's records (each an EventBridge `Message Cancel Requested` event)
+become StopExecution calls on the agent's executions, failing record by record. (The lanes, the
+bulk lane's pace and the invocation's time: test_stop_lanes.)"""
 
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from cancel_service.adapters import agent_executions
-from cancel_service.adapters.agent_executions import RateLimit
 from cancel_service.adapters.aws import STOP_EXECUTION_CONFIG
 from cancel_service.handlers import stop_agent
-from devstack.delivery import EVENTBRIDGE_ENVELOPE
 from devstack.sqs_source import sqs_record
 from support.agent_scene import Agent
 from support.client_faults import client_error, install
-from support.constants import BUS_NAME, OWNER, PROJECT
-from support.events import eventbridge_event
-from support.fake_clock import FakeClock
+from support.constants import OWNER, PROJECT
 from support.http_api import post_cancel
+from support.stop_requests import QUEUE_ARN, batch, cancel_event, failed_ids, lane_queue, record
 from support.store import Store
-
-QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:StopRequestsQueue"
-
-
-def cancel_event(execution_arn: str, message_id: str = "m1") -> dict[str, Any]:
-    return eventbridge_event(
-        "Message Cancel Requested",
-        {
-            "messageId": message_id,
-            "projectId": PROJECT,
-            "conversationId": "conv_1",
-            "executionArn": execution_arn,
-            "requestedBy": OWNER,
-            "reason": "user_request",
-            "requestedAt": "2026-11-24T12:00:00.000Z",
-        },
-        source="app.messages",
-    )
-
-
-def record(body: dict[str, Any] | str) -> dict[str, Any]:
-    """One SQS record as Lambda's event source mapping hands it over."""
-    message = {
-        "MessageId": str(uuid.uuid4()),
-        "ReceiptHandle": uuid.uuid4().hex,
-        "Body": body if isinstance(body, str) else json.dumps(body),
-        "Attributes": {"ApproximateReceiveCount": "1"},
-    }
-    return sqs_record(message, QUEUE_ARN)
-
-
-def batch(*records: dict[str, Any]) -> dict[str, Any]:
-    return {"Records": list(records)}
-
-
-def failed_ids(answer: dict[str, Any]) -> list[str]:
-    return [failure["itemIdentifier"] for failure in answer["batchItemFailures"]]
 
 
 def gone_execution(agent: Agent) -> str:
@@ -69,21 +28,8 @@ def gone_execution(agent: Agent) -> str:
 
 @pytest.fixture
 def stop_queue(store: Store, template: dict[str, Any]) -> str:
-    """The template's stop rule on the test bus, delivering to a queue as EventBridge does."""
-    rule = template["Resources"]["StopRequestsRule"]["Properties"]
-    queue_url: str = store.sqs.create_queue(QueueName="stop-requests")["QueueUrl"]
-    queue_arn = store.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    store.events.put_rule(
-        Name="stop-requests", EventBusName=BUS_NAME, EventPattern=json.dumps(rule["EventPattern"])
-    )
-    store.events.put_targets(
-        Rule="stop-requests",
-        EventBusName=BUS_NAME,
-        Targets=[{"Id": "queue", "Arn": queue_arn, "InputTransformer": EVENTBRIDGE_ENVELOPE}],
-    )
-    return queue_url
+    """The template's user stop rule on the test bus, delivering to a queue as EventBridge does."""
+    return lane_queue(store, template, "UserStopRequests")
 
 
 def test_cancel_over_http_aborts_the_agents_executions_through_the_queue(
@@ -103,7 +49,9 @@ def test_cancel_over_http_aborts_the_agents_executions_through_the_queue(
     assert sorted(event["detail"]["messageId"] for event in events) == ["m1", "m2"]
     assert {event["account"] for event in events} == {"123456789012"}  # the whole EventBridge event
 
-    answer = stop_agent.handler(batch(*(sqs_record(m, QUEUE_ARN) for m in messages)), lambda_context)
+    answer = stop_agent.user_lane_handler(
+        batch(*(sqs_record(m, QUEUE_ARN) for m in messages)), lambda_context
+    )
 
     assert answer == {"batchItemFailures": []}
     assert agent.wait_for(agent.started["m1"], {"ABORTED"}) == "ABORTED"
@@ -116,7 +64,9 @@ def test_stop_names_the_error_and_who_asked(agent, monkeypatch, lambda_context):
     clients = install(monkeypatch)
     arn = agent.start("m1")
 
-    assert stop_agent.handler(batch(record(cancel_event(arn))), lambda_context) == {"batchItemFailures": []}
+    assert stop_agent.user_lane_handler(batch(record(cancel_event(arn))), lambda_context) == {
+        "batchItemFailures": []
+    }
 
     assert clients["stepfunctions"].calls == [
         (
@@ -131,13 +81,13 @@ def test_stop_names_the_error_and_who_asked(agent, monkeypatch, lambda_context):
 def test_stopping_a_stopped_or_vanished_execution_succeeds_quietly(agent, lambda_context, log_lines):
     # At-least-once delivery: the same cancel event may arrive twice, even in one batch.
     arn = agent.start("m1")
-    stop_agent.handler(batch(record(cancel_event(arn))), lambda_context)
+    stop_agent.user_lane_handler(batch(record(cancel_event(arn))), lambda_context)
     assert agent.wait_for(arn, {"ABORTED"}) == "ABORTED"
 
     again = batch(
         record(cancel_event(arn)), record(cancel_event(arn)), record(cancel_event(gone_execution(agent)))
     )
-    assert stop_agent.handler(again, lambda_context) == {"batchItemFailures": []}
+    assert stop_agent.user_lane_handler(again, lambda_context) == {"batchItemFailures": []}
 
     assert agent.status(arn) == "ABORTED"
     handled = [line for line in log_lines() if line["message"] == "agent stop handled"]
@@ -164,7 +114,7 @@ def test_an_execution_of_another_state_machine_is_refused_and_never_retried(
     if execution_arn == "another-state-machine":
         execution_arn = agent.finished_execution("m1")  # a real execution of another state machine
 
-    answer = stop_agent.handler(batch(record(cancel_event(execution_arn))), lambda_context)
+    answer = stop_agent.user_lane_handler(batch(record(cancel_event(execution_arn))), lambda_context)
 
     assert answer == {"batchItemFailures": []}  # handled: retrying cannot make it succeed
     stepfunctions = clients.get("stepfunctions")
@@ -178,7 +128,7 @@ def test_records_that_are_no_cancel_event_are_refused_and_never_retried(agent, l
     del without_arn["detail"]["executionArn"]
     arn = agent.start("m1")
 
-    answer = stop_agent.handler(
+    answer = stop_agent.user_lane_handler(
         batch(record(without_arn), record("not json at all"), record(cancel_event(arn))), lambda_context
     )
 
@@ -193,7 +143,7 @@ def test_a_failing_stop_fails_its_record_alone(agent, monkeypatch, lambda_contex
     clients = install(monkeypatch)
     first, failing, last = agent.start("m1"), agent.start("m2"), agent.start("m3")
     records = [record(cancel_event(arn, message_id)) for message_id, arn in agent.started.items()]
-    stop_agent.handler(
+    stop_agent.user_lane_handler(
         batch(record(cancel_event(gone_execution(agent)))), lambda_context
     )  # builds the client
     stepfunctions = clients["stepfunctions"]
@@ -205,7 +155,7 @@ def test_a_failing_stop_fails_its_record_alone(agent, monkeypatch, lambda_contex
 
     stepfunctions.intercept["stop_execution"] = stop_execution
 
-    answer = stop_agent.handler(batch(*records), lambda_context)
+    answer = stop_agent.user_lane_handler(batch(*records), lambda_context)
 
     assert failed_ids(answer) == [records[1]["messageId"]]
     assert agent.wait_for(first, {"ABORTED"}) == "ABORTED"
@@ -245,33 +195,14 @@ def test_a_throttled_stop_is_reported_after_the_clients_retries_so_the_queue_ret
         "botocore.retries.adaptive.ClientRateLimiter.on_sending_request", lambda _self, **_kw: None
     )
     clients = install(monkeypatch)
-    stop_agent.handler(
+    stop_agent.user_lane_handler(
         batch(record(cancel_event(gone_execution(agent)))), lambda_context
     )  # builds the client
     attempts = throttle_every_stop(clients["stepfunctions"].real)
     throttled, handled = record(cancel_event(gone_execution(agent))), record({"detail-type": "Other"})
 
-    answer = stop_agent.handler(batch(handled, throttled), lambda_context)
+    answer = stop_agent.user_lane_handler(batch(handled, throttled), lambda_context)
 
     assert failed_ids(answer) == [throttled["messageId"]]
     # botocore keeps each option as an attribute; its type stubs declare only the constructor.
     assert len(attempts) == STOP_EXECUTION_CONFIG.retries["total_max_attempts"]  # type: ignore[attr-defined]
-
-
-@pytest.mark.usefixtures("store")
-def test_a_stopper_keeps_to_its_share_of_the_rate(agent, monkeypatch, lambda_context):
-    monkeypatch.setenv("STOP_EXECUTIONS_PER_SECOND", "20")
-    monkeypatch.setenv("STOP_MAXIMUM_CONCURRENCY", "4")
-    clock = FakeClock()
-    monkeypatch.setattr(
-        agent_executions, "RateLimit", lambda rate: RateLimit(rate, clock=clock, sleep=clock.sleep)
-    )
-    arns = [agent.start(f"m{index}") for index in range(15)]
-    started = clock.now
-
-    answer = stop_agent.handler(batch(*(record(cancel_event(arn)) for arn in arns)), lambda_context)
-
-    assert answer == {"batchItemFailures": []}
-    # 5 per second for this instance (20 shared by 4): 5 at once, then 10 more in 2 seconds.
-    assert clock.now - started == pytest.approx(2.0, rel=0.01)
-    assert {agent.wait_for(arn, {"ABORTED"}) for arn in arns} == {"ABORTED"}

@@ -16,7 +16,8 @@ PARAMETERS = {"ClerkIssuer": "https://clerk.example.com", "AgentStateMachineArn"
 # Every function of the template and its handler.
 FUNCTIONS = {
     "CancelFunction": "cancel_service.handlers.cancel_http.handler",
-    "StopAgentFunction": "cancel_service.handlers.stop_agent.handler",
+    "UserStopAgentFunction": "cancel_service.handlers.stop_agent.user_lane_handler",
+    "BulkStopAgentFunction": "cancel_service.handlers.stop_agent.bulk_lane_handler",
     "BulkCancelFunction": "cancel_service.handlers.bulk_cancel.handler",
     "ExecutionStatusFunction": "cancel_service.handlers.execution_status.handler",
 }

@@ -3,6 +3,8 @@ on exactly its table, indexes, bus, queue and agent; none may scan or use wildca
 
 from __future__ import annotations
 
+import pytest
+
 from support.cfn import AGENT_ARN, FUNCTIONS, PARAMETERS, actions, by_sid, statements, translate
 
 
@@ -42,16 +44,24 @@ def test_the_api_routes_the_cancel_call_and_lets_only_the_apps_origins_use_crede
     assert list(body["paths"]) == ["/api/messages/cancel"]
 
 
-def test_stop_function_may_only_stop_executions_of_the_agent_and_read_its_queue(cfn):
-    assert actions(cfn, "StopAgentFunction") == {
+@pytest.mark.parametrize("lane", ["UserStop", "BulkStop"])
+def test_stop_functions_may_only_stop_executions_of_the_agent_and_read_their_own_queue(cfn, lane):
+    function = f"{lane}AgentFunction"
+    pace = {"dynamodb:UpdateItem"} if lane == "BulkStop" else set()
+    assert actions(cfn, function) == {
         "states:StopExecution",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
+        *pace,
     }
-    consume = by_sid(cfn, "StopAgentFunction")["ConsumeStopRequests"]
-    assert consume["Resource"] == {"Fn::GetAtt": ["StopRequestsQueue", "Arn"]}
-    resource_arn = by_sid(cfn, "StopAgentFunction")["StopAgentExecutions"]["Resource"]
+    consume = by_sid(cfn, function)["ConsumeStopRequests"]
+    assert consume["Resource"] == {"Fn::GetAtt": [f"{lane}RequestsQueue", "Arn"]}
+    if pace:
+        assert by_sid(cfn, function)["ReserveStopPace"]["Resource"] == {
+            "Fn::GetAtt": ["StopPaceTable", "Arn"]
+        }
+    resource_arn = by_sid(cfn, function)["StopAgentExecutions"]["Resource"]
     template, variables = resource_arn["Fn::Sub"]
     assert template == "arn:${Partition}:states:${Region}:${Account}:execution:${StateMachineName}:*"
     arn_parts = AGENT_ARN.split(":")

@@ -52,7 +52,8 @@ def rule_of(cfn: dict[str, Any], logical_id: str) -> tuple[dict[str, Any], dict[
 @pytest.mark.parametrize(
     ("rule_id", "target_id"),
     [
-        ("StopRequestsRule", "StopRequestsQueue"),
+        ("UserStopRequestsRule", "UserStopRequestsQueue"),
+        ("BulkStopRequestsRule", "BulkStopRequestsQueue"),
         ("BulkCancelFunctionBulkCancelRequested", "BulkCancelFunction"),
         ("BulkCancelFunctionStaleSweep", "BulkCancelFunction"),
         ("ExecutionStatusFunctionAgentExecutionEnded", "ExecutionStatusFunction"),
@@ -79,9 +80,12 @@ def test_function_errors_are_retried_then_kept_in_a_queue(cfn, function):
 
 
 def test_rules_listen_on_the_right_bus_for_the_right_events(cfn):
-    stop, _ = rule_of(cfn, "StopRequestsRule")
-    assert stop["EventBusName"] == {"Ref": "CancelBus"}
-    assert stop["EventPattern"]["detail"] == {"executionArn": [{"exists": True}]}
+    for lane in ("UserStopRequestsRule", "BulkStopRequestsRule"):
+        stop, _ = rule_of(cfn, lane)
+        assert stop["EventBusName"] == {"Ref": "CancelBus"}
+        assert stop["EventPattern"]["source"] == ["app.messages"]
+        assert stop["EventPattern"]["detail-type"] == ["Message Cancel Requested"]
+        assert stop["EventPattern"]["detail"]["executionArn"] == [{"exists": True}]
     bulk, _ = rule_of(cfn, "BulkCancelFunctionBulkCancelRequested")
     assert bulk["EventBusName"] == {"Ref": "CancelBus"}
     assert bulk["EventPattern"]["source"] == [{"anything-but": "app.messages"}]
@@ -93,16 +97,20 @@ def test_rules_listen_on_the_right_bus_for_the_right_events(cfn):
     assert "${StaleAfterSeconds}" in target["Input"]["Fn::Sub"]
 
 
-def test_stop_requests_wait_in_an_encrypted_queue_that_redrives_to_its_dead_letter_queue(cfn):
-    queue = resource(cfn, "StopRequestsQueue")
+LANES = ("UserStop", "BulkStop")
+
+
+@pytest.mark.parametrize("lane", LANES)
+def test_stop_requests_wait_in_an_encrypted_queue_that_redrives_to_its_dead_letter_queue(cfn, lane):
+    queue = resource(cfn, f"{lane}RequestsQueue")
     assert queue["SqsManagedSseEnabled"] is True
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
-        "Fn::GetAtt": ["StopRequestsDeadLetterQueue", "Arn"]
+        "Fn::GetAtt": [f"{lane}RequestsDeadLetterQueue", "Arn"]
     }
     assert queue["RedrivePolicy"]["maxReceiveCount"] >= 3
     # AWS's recommendation for a queue that feeds a function: six times the function's timeout.
-    assert queue["VisibilityTimeout"] >= 6 * resource(cfn, "StopAgentFunction")["Timeout"]
-    dead_letters = resource(cfn, "StopRequestsDeadLetterQueue")
+    assert queue["VisibilityTimeout"] >= 6 * resource(cfn, f"{lane}AgentFunction")["Timeout"]
+    dead_letters = resource(cfn, f"{lane}RequestsDeadLetterQueue")
     assert dead_letters["SqsManagedSseEnabled"] is True
     assert dead_letters["MessageRetentionPeriod"] == 14 * 24 * 3600
     # A message outlives neither queue's retention while it waits: SQS keeps a redriven message's
@@ -110,42 +118,57 @@ def test_stop_requests_wait_in_an_encrypted_queue_that_redrives_to_its_dead_lett
     assert dead_letters["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
 
 
-def test_only_the_stop_rule_may_send_to_the_stop_queue(cfn):
-    policy = resource(cfn, "StopRequestsQueuePolicy")
-    assert policy["Queues"] == [{"Ref": "StopRequestsQueue"}]
+@pytest.mark.parametrize("lane", LANES)
+def test_only_its_rule_may_send_to_a_lanes_stop_queue(cfn, lane):
+    policy = resource(cfn, f"{lane}RequestsQueuePolicy")
+    assert policy["Queues"] == [{"Ref": f"{lane}RequestsQueue"}]
     [statement] = policy["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
-    assert statement["Resource"] == {"Fn::GetAtt": ["StopRequestsQueue", "Arn"]}
+    assert statement["Resource"] == {"Fn::GetAtt": [f"{lane}RequestsQueue", "Arn"]}
     assert statement["Condition"] == {
-        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["StopRequestsRule", "Arn"]}}
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [f"{lane}RequestsRule", "Arn"]}}
     }
 
 
-def test_the_stopper_drains_the_queue_in_small_batches_with_bounded_concurrency(cfn):
+def stop_mapping(cfn: dict[str, Any], lane: str) -> dict[str, Any]:
     mappings = resources_of_type(cfn, "AWS::Lambda::EventSourceMapping")
     [mapping] = [
         m["Properties"]
         for m in mappings.values()
-        if m["Properties"]["FunctionName"] == {"Ref": "StopAgentFunction"}
+        if m["Properties"]["FunctionName"] == {"Ref": f"{lane}AgentFunction"}
     ]
-    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["StopRequestsQueue", "Arn"]}
-    assert mapping["BatchSize"] == 10
-    assert mapping["MaximumBatchingWindowInSeconds"] == 0  # a user's Stop is not held back
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [f"{lane}RequestsQueue", "Arn"]}
+    assert mapping["BatchSize"] == 10  # the stops of a batch are made at once (STOP_CONCURRENCY)
+    assert mapping["MaximumBatchingWindowInSeconds"] == 0  # no stop is held back to fill a batch
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    concurrency = mapping["ScalingConfig"]["MaximumConcurrency"]
-    assert concurrency >= 2  # AWS's minimum
-    function = resource(cfn, "StopAgentFunction")
-    # The function divides the account-wide rate by the same number of instances.
-    assert int(function["Environment"]["Variables"]["STOP_MAXIMUM_CONCURRENCY"]) == concurrency
-    assert function["Environment"]["Variables"]["STOP_EXECUTIONS_PER_SECOND"] == {
-        "Ref": "StopExecutionsPerSecond"
-    }
-    # The queue bounds the stopper now: no reserved concurrency (it would throttle the poller's
+    function = resource(cfn, f"{lane}AgentFunction")
+    # The queue bounds the stopper: no reserved concurrency (it would throttle the poller's
     # invocations into receive counts) and no asynchronous invocation to configure.
     assert "ReservedConcurrentExecutions" not in function
-    assert "StopAgentFunctionEventInvokeConfig" not in cfn["Resources"]
+    assert f"{lane}AgentFunctionEventInvokeConfig" not in cfn["Resources"]
+    return mapping
+
+
+def test_the_user_lane_stops_a_stop_of_a_hundred_messages_in_one_round_unpaced(cfn):
+    mapping = stop_mapping(cfn, "UserStop")
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] * mapping["BatchSize"] >= 100
+    variables = resource(cfn, "UserStopAgentFunction")["Environment"]["Variables"]
+    assert "STOP_EXECUTIONS_PER_SECOND" not in variables
+    assert "STOP_PACE_TABLE" not in variables
+
+
+def test_the_bulk_lane_is_paced_through_its_table_with_the_fewest_stoppers(cfn):
+    mapping = stop_mapping(cfn, "BulkStop")
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] == 2  # AWS's minimum: the pace sets the rate
+    variables = resource(cfn, "BulkStopAgentFunction")["Environment"]["Variables"]
+    assert variables["STOP_EXECUTIONS_PER_SECOND"] == {"Ref": "StopExecutionsPerSecond"}
+    assert variables["STOP_PACE_TABLE"] == {"Ref": "StopPaceTable"}
+    pace = resource(cfn, "StopPaceTable")
+    assert pace["KeySchema"] == [{"AttributeName": "lane", "KeyType": "HASH"}]
+    assert pace["BillingMode"] == "PAY_PER_REQUEST"
+    assert pace["SSESpecification"] == {"SSEEnabled": True}
 
 
 def test_the_stop_rate_stays_under_the_smallest_stop_execution_quota(template):
@@ -154,15 +177,21 @@ def test_the_stop_rate_stays_under_the_smallest_stop_execution_quota(template):
     assert rate["MinValue"] == 1
     # StopExecution refills at 25 per second outside us-east-1, us-west-2 and eu-west-1, shared
     # with the account's other callers.
-    assert rate["Default"] < 25
+    assert rate["Default"] <= 25 / 2  # a full bulk lane leaves most of the refill to users
 
 
 def test_dead_letter_queues_are_encrypted_and_alarmed(cfn):
-    for queue in ("UndeliveredEventsQueue", "FailedEventsQueue", "StopRequestsDeadLetterQueue"):
+    dead_letter_queues = {
+        "UndeliveredEventsQueue",
+        "FailedEventsQueue",
+        "UserStopRequestsDeadLetterQueue",
+        "BulkStopRequestsDeadLetterQueue",
+    }
+    for queue in dead_letter_queues:
         assert resource(cfn, queue)["SqsManagedSseEnabled"] is True
     alarms = [a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()]
     watched = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms}
-    assert watched == {"UndeliveredEventsQueue", "FailedEventsQueue", "StopRequestsDeadLetterQueue"}
+    assert dead_letter_queues <= watched
     for alarm in alarms:
         assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
@@ -170,3 +199,6 @@ def test_dead_letter_queues_are_encrypted_and_alarmed(cfn):
 
 def test_outputs(template):
     assert {"ApiUrl", "EventBusName", "MessagesTableName", "ProjectsTableName"} <= set(template["Outputs"])
+    for lane in LANES:  # what an operator watches of each lane
+        for queue in (f"{lane}RequestsQueue", f"{lane}RequestsDeadLetterQueue"):
+            assert template["Outputs"][f"{queue}Url"]["Value"] == {"Ref": queue}

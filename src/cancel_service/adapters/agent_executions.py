@@ -1,70 +1,84 @@
-"""Step Functions: stop the agent execution working on a cancelled message, at a bounded rate."""
+"""Step Functions: stop the agent execution working on a cancelled message, every attempt of the
+client within the invocation's time (and, in the bulk lane, at the lane's pace)."""
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from cancel_service.errors import NotAnAgentExecution
+from cancel_service.errors import NotAnAgentExecution, OutOfTime, StopRefused
 from cancel_service.observability import logger, tracer
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
+    from cancel_service.adapters.stop_pace import SharedPace
+
 STOP_ERROR = "MessageCancelled"
 
+# Step Functions' limit on StopExecution's `cause` (characters).
+MAX_CAUSE_LENGTH = 32_768
 
-class RateLimit:
-    """At most `rate` calls in any one-second window (below one per second: one call per
-    `1 / rate` seconds), measured from the moment each call was let through.
+# Step Functions' answers to a stop that no retry can make succeed.
+REFUSED_CODES = frozenset({"InvalidArn", "ValidationException"})
 
-    Not a token bucket: a bucket lets one second's burst and one second's refill into the same
-    window, twice the rate, which Step Functions' quota would see. Here a user's Stop of a few
-    messages still goes at once, and a backlog is paced so that no window holds more. One per
-    container, used by one thread at a time (Lambda runs one invocation per container and the
-    stopper makes its calls one after the other).
+# What one attempt may still take once let through, and the client's backoff after it: its
+# connect and read timeouts (STOP_EXECUTION_CONFIG), botocore's longest backoff before the last
+# attempt (throttles: up to 4 s before the fourth), and a margin to report the batch.
+ATTEMPT_RESERVE_SECONDS = 1 + 2 + 4 + 0.5
+
+
+class StopAttempts:
+    """Every StopExecution attempt of a client, its retries included, passes here first (botocore's
+    `before-send` event, ahead of any other handler): an attempt is made only with time left for
+    it and the backoff after it, and, when there is a pace, at the moment the pace reserved for it.
+    A moment too late for the invocation is left unused: the lane then runs under its rate.
     """
-
-    # A hair over a second, so that calls measured a moment after they were let through still
-    # fall in distinct one-second windows.
-    _WINDOW_MARGIN_SECONDS = 0.005
 
     def __init__(
         self,
-        rate: float,
+        pace: SharedPace | None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("the rate must be positive")
-        self._calls = max(1, int(rate))
-        self._window = max(1.0, 1.0 / rate) + self._WINDOW_MARGIN_SECONDS
-        self._recent: deque[float] = deque()
+        self._pace = pace
         self._clock = clock
         self._sleep = sleep
+        self._remaining: Callable[[], float] = lambda: 0.0
 
-    def take(self) -> None:
-        """Let one call through, first waiting until the window has room for it."""
-        now = self._clock()
-        while self._recent and now - self._recent[0] >= self._window:
-            self._recent.popleft()
-        if len(self._recent) >= self._calls:
-            self._sleep(self._window - (now - self._recent.popleft()))
-            now = self._clock()
-        self._recent.append(now)
+    def watch(self, client: SFNClient) -> SFNClient:
+        client.meta.events.register_first("before-send.sfn.StopExecution", self._before_attempt)
+        return client
+
+    def time_left(self, remaining_seconds: Callable[[], float]) -> None:
+        """The invocation's remaining time, for the attempts of this invocation."""
+        self._remaining = remaining_seconds
+
+    def has_time(self) -> bool:
+        return self._remaining() >= ATTEMPT_RESERVE_SECONDS
+
+    def _before_attempt(self, **_kwargs: Any) -> None:
+        if not self.has_time():
+            raise OutOfTime
+        if self._pace is None:
+            return
+        wait = self._pace.reserve() - self._clock()
+        if self._remaining() - max(wait, 0.0) < ATTEMPT_RESERVE_SECONDS:
+            raise OutOfTime
+        if wait > 0:
+            self._sleep(wait)
 
 
 class AgentExecutions:
     """The executions of one state machine, the agent's; no other is ever stopped."""
 
-    def __init__(self, client: SFNClient, state_machine_arn: str, pace: RateLimit) -> None:
+    def __init__(self, client: SFNClient, state_machine_arn: str, attempts: StopAttempts) -> None:
         self._client = client
-        self._pace = pace
+        self.attempts = attempts
         # arn:<partition>:states:<region>:<account>:execution:<state machine>:<execution>
         self._execution_prefix = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":"
 
@@ -74,8 +88,9 @@ class AgentExecutions:
 
         Raises NotAnAgentExecution, before any call, for an execution of another state machine:
         IAM would refuse it too, but the function does not rely on its deployment for that.
-        Each call waits for its turn under the container's rate limit, so that the stoppers
-        together stay under the account's StopExecution quota.
+        Raises StopRefused for a stop Step Functions can never take (a cause over its limit,
+        before any call; an ARN or a cause it answers as invalid).
+        Raises OutOfTime when the invocation has no time left for an attempt.
         Stopping an execution that already ended succeeds in Step Functions; one that no longer
         exists (past its retention) raises ExecutionDoesNotExist. Neither leaves anything to do.
         Any other error (throttles left after the client's retries included) is raised, so that
@@ -84,11 +99,15 @@ class AgentExecutions:
         name = execution_arn.removeprefix(self._execution_prefix)
         if name == execution_arn or not name or ":" in name:
             raise NotAnAgentExecution(execution_arn)
-        self._pace.take()
+        if len(cause) > MAX_CAUSE_LENGTH:
+            raise StopRefused(f"a cause of {len(cause)} characters (Step Functions takes {MAX_CAUSE_LENGTH})")
         try:
             self._client.stop_execution(executionArn=execution_arn, error=STOP_ERROR, cause=cause)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
+            code = error.response.get("Error", {}).get("Code")
+            if code in REFUSED_CODES:
+                raise StopRefused(f"Step Functions refused the stop: {code}") from error
+            if code != "ExecutionDoesNotExist":
                 raise
             logger.info("execution to stop does not exist", extra={"execution_arn": execution_arn})
             return False

@@ -30,11 +30,22 @@ CLIENT_CONFIG = Config(
     max_pool_connections=CALL_CONCURRENCY,
 )
 
+# The stops of one batch in flight at once (a stop queue's BatchSize): all of them.
+STOP_CONCURRENCY = 10
+
 # StopExecution has a per-account token bucket shared with every other caller: adaptive mode
-# rate-limits the client once it sees throttles. A few attempts are enough: a stop still
-# throttled after them fails its queue record alone, and the queue delivers it again, so a batch
-# of ten never spends its function's timeout on backoff.
-STOP_EXECUTION_CONFIG = CLIENT_CONFIG.merge(Config(retries={"mode": "adaptive", "total_max_attempts": 4}))
+# rate-limits the client once it sees throttles, so that a storm of users' Stops is absorbed
+# rather than refused. A few attempts are enough: a stop still throttled after them fails its
+# queue record alone, and the queue delivers it again. StopExecution answers in milliseconds:
+# short timeouts keep what one attempt may take (ATTEMPT_RESERVE_SECONDS) small.
+STOP_EXECUTION_CONFIG = CLIENT_CONFIG.merge(
+    Config(
+        retries={"mode": "adaptive", "total_max_attempts": 4},
+        connect_timeout=1,
+        read_timeout=2,
+        max_pool_connections=STOP_CONCURRENCY,
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
