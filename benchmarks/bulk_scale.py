@@ -52,7 +52,7 @@ from devstack.template import load_template  # noqa: E402
 if TYPE_CHECKING:
     from moto.events.utils import EventMessageType
 
-TABLES = {"MessagesTable": "scale-messages", "ProjectsTable": "scale-projects"}
+TABLES = {"MessagesTable": "scale-messages", "ProjectsTable": "scale-projects", "StopPaceTable": "scale-stop-pace"}
 BUS = "scale-cancel"
 AGENT = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:scale-agent"
 BULK_ID = "scale-bulk"
@@ -65,14 +65,9 @@ def budget_context(function_name: str) -> LambdaContext:
 
 
 def stop_rule_pattern(template: dict[str, Any]) -> dict[str, Any]:
-    """The pattern of the rule that feeds the stop queue, as the template declares it."""
-    pattern: dict[str, Any] = template["Resources"]["StopRequestsRule"]["Properties"]["EventPattern"]
+    """The pattern of the rule that feeds the bulk stop queue, as the template declares it."""
+    pattern: dict[str, Any] = template["Resources"]["BulkStopRequestsRule"]["Properties"]["EventPattern"]
     return pattern
-
-
-def stop_concurrency(template: dict[str, Any]) -> str:
-    variables = template["Resources"]["StopAgentFunction"]["Properties"]["Environment"]["Variables"]
-    return str(variables["STOP_MAXIMUM_CONCURRENCY"])
 
 
 def seed(dynamodb: Any, messages: int, projects: int) -> list[str]:
@@ -135,7 +130,7 @@ def run(messages: int, projects: int, rate: float) -> int:
         EVENT_BUS_NAME=BUS,
         AGENT_STATE_MACHINE_ARN=AGENT,
         STOP_EXECUTIONS_PER_SECOND=str(rate),
-        STOP_MAXIMUM_CONCURRENCY=stop_concurrency(template),
+        STOP_PACE_TABLE=TABLES["StopPaceTable"],
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     recorder = Recorder()
@@ -163,7 +158,12 @@ def run(messages: int, projects: int, rate: float) -> int:
             queue.add(
                 [event for event in cancels if stop_pattern.matches_event(cast("EventMessageType", event))]
             )
-            queue.drain(lambda event: stop_agent.handler(event, budget_context("StopAgentFunction")))
+            # A stop batch takes the stopper's whole timeout (60 s), not a bulk's shortened budget.
+            queue.drain(
+                lambda event: stop_agent.bulk_lane_handler(
+                    event, LambdaContext("BulkStopAgentFunction", remaining_ms=60_000)
+                )
+            )
         wall = time.monotonic() - started
         outcome = Outcome(
             ids, table_items(dynamodb), cancel_events, recorder.stops, queue, reports, bulk_invocations
@@ -171,7 +171,7 @@ def run(messages: int, projects: int, rate: float) -> int:
         failures = check(outcome, rate)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{messages:,} messages in {projects} projects: {wall:.1f} s")
-    print(f"invocations: BulkCancelFunction {bulk_invocations}, StopAgentFunction {queue.invocations}")
+    print(f"invocations: BulkCancelFunction {bulk_invocations}, BulkStopAgentFunction {queue.invocations}")
     busiest = busiest_second([instant for instant, _ in recorder.stops])
     print(f"StopExecution: {len(recorder.stops):,} calls, at most {busiest} in one second (rate {rate:g}/s)")
     print(f"peak RSS {peak_mib:.0f} MiB")

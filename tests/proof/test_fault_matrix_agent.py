@@ -95,9 +95,9 @@ def test_stop_agent_function(case: Case, plan: FaultPlan, lambda_context: Any) -
         # A record reported failed is delivered again by the queue, as it is.
         if attempt == 0:
             with plan.arm(case.fault()):
-                answer = stop_agent.handler(batch, lambda_context)
+                answer = stop_agent.user_lane_handler(batch, lambda_context)
         else:
-            answer = stop_agent.handler(batch, lambda_context)
+            answer = stop_agent.user_lane_handler(batch, lambda_context)
         if answer["batchItemFailures"]:
             assert answer["batchItemFailures"] == [{"itemIdentifier": "record-1"}]
             first = first or "record failed"
@@ -164,7 +164,7 @@ def test_stop_refuses_an_execution_of_another_state_machine_without_raising(
     execution_arn = sfn.start_execution(stateMachineArn=other, name="m1")["executionArn"]
     event = cancel_requested(execution_arn)
 
-    answer = stop_agent.handler({"Records": [sqs_record(event)]}, lambda_context)
+    answer = stop_agent.user_lane_handler({"Records": [sqs_record(event)]}, lambda_context)
 
     assert answer == {"batchItemFailures": []}, "a refused stop would be retried"
     assert plan.attempts["StopExecution"] == 0, "StopExecution called on another state machine's execution"

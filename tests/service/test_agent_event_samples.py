@@ -62,7 +62,7 @@ def test_stop_agent_sample_aborts_the_execution(agent: Agent, lambda_context):
     [stop_request] = sample["Records"]
     assert json.loads(stop_request["body"])["detail"]["executionArn"] == arn
 
-    assert stop_agent.handler(sample, lambda_context) == {"batchItemFailures": []}
+    assert stop_agent.user_lane_handler(sample, lambda_context) == {"batchItemFailures": []}
     assert agent.wait_for(arn, {"ABORTED"}) == "ABORTED"
 
 

@@ -124,7 +124,7 @@ INVOKED_WITH = {
     "bulk-by-projects.json": "BulkCancelFunction",
     "bulk-invalid.json": "BulkCancelFunction",
     "bulk-older-than.json": "BulkCancelFunction",
-    "stop-agent.json": "StopAgentFunction",
+    "stop-agent.json": "UserStopAgentFunction",
     "execution-aborted.json": "ExecutionStatusFunction",
     "execution-failed.json": "ExecutionStatusFunction",
 }

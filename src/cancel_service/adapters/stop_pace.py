@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 MICROSECONDS = 1_000_000
 
-# A hair over the interval, so that two calls let through one interval apart, each sent a
-# moment after its reservation, still fall in distinct windows (0.2 % of the rate at 5/s).
-INTERVAL_MARGIN_MICROSECONDS = 400
+# A hair over the interval (0.1 %), so that calls let through one interval apart, each sent a
+# moment after its reservation, still fall in distinct windows.
+INTERVAL_MARGIN = 1.001
 
 # Reservations lost to other instances in a row before the call fails (the queue retries it):
 # each loss means another instance got a moment, so the lane is moving meanwhile.
@@ -50,7 +50,7 @@ class SharedPace:
         self._client = client
         self._table_name = table_name
         self._key = {"lane": {"S": lane}}
-        self._interval = math.ceil(MICROSECONDS / rate) + INTERVAL_MARGIN_MICROSECONDS
+        self._interval = math.ceil(MICROSECONDS / rate * INTERVAL_MARGIN)
         self._clock = clock
         self._next: int | None = None  # what this instance last saw in the item
         # The stopper's threads reserve one after the other: one conditional write in flight.
