@@ -52,7 +52,11 @@ from devstack.template import load_template  # noqa: E402
 if TYPE_CHECKING:
     from moto.events.utils import EventMessageType
 
-TABLES = {"MessagesTable": "scale-messages", "ProjectsTable": "scale-projects", "StopPaceTable": "scale-stop-pace"}
+TABLES = {
+    "MessagesTable": "scale-messages",
+    "ProjectsTable": "scale-projects",
+    "StopPaceTable": "scale-stop-pace",
+}
 BUS = "scale-cancel"
 AGENT = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:scale-agent"
 BULK_ID = "scale-bulk"
