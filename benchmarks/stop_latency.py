@@ -190,6 +190,15 @@ def bulk_stop_event(execution_arn: str, message_id: str) -> dict[str, Any]:
     }
 
 
+def row(size: int, samples: Samples) -> str:
+    idle50, idle99 = percentile(samples.idle, 50), percentile(samples.idle, 99)
+    back50, back99 = percentile(samples.backlog, 50), percentile(samples.backlog, 99)
+    return (
+        f"| {size} | {idle50:.0f} | {idle99:.0f} | {back50:.0f} | {back99:.0f} "
+        f"| {back50 / idle50:.2f} | {back99 / idle99:.2f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="2,10,100", help="messages per Stop, comma-separated")
@@ -199,29 +208,21 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
 
     options = StackOptions(api_port=0, clerk_port=0, aws_port=0, seed=False)
-    results: dict[int, Samples] = {}
     with DevStack(options, log=lambda _line: None) as stack:
         rate = stack.template.parameters["StopExecutionsPerSecond"]
         bench = Bench(stack, args.backlog)
+        print(f"Stop -> every agent ABORTED (ms from the HTTP 200), {args.rounds} Stops per cell;")
+        print(f"backlog: {args.backlog:,} bulk stops queued, bulk lane at StopExecutionsPerSecond={rate}\n")
+        print("| messages | idle p50 | idle p99 | backlog p50 | backlog p99 | ratio p50 | ratio p99 |")
+        print("|---:|---:|---:|---:|---:|---:|---:|", flush=True)
         for size in sizes:
             bench.one_round(size)  # warm-up: the containers this size needs start here
-            samples = results[size] = Samples()
+            samples = Samples()
             for _ in range(args.rounds):
                 samples.idle.append(bench.one_round(size))
                 samples.backlog.append(bench.under_backlog(size))
-            print(f"{size} messages: done", flush=True)
+            print(row(size, samples), flush=True)
 
-    print(f"\nStop -> every agent ABORTED (ms from the HTTP 200), {args.rounds} Stops per cell;")
-    print(f"backlog: {args.backlog:,} bulk stops queued, bulk lane at StopExecutionsPerSecond={rate}\n")
-    print("| messages | idle p50 | idle p99 | backlog p50 | backlog p99 | ratio p50 | ratio p99 |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for size, samples in results.items():
-        idle50, idle99 = percentile(samples.idle, 50), percentile(samples.idle, 99)
-        back50, back99 = percentile(samples.backlog, 50), percentile(samples.backlog, 99)
-        print(
-            f"| {size} | {idle50:.0f} | {idle99:.0f} | {back50:.0f} | {back99:.0f} "
-            f"| {back50 / idle50:.2f} | {back99 / idle99:.2f} |"
-        )
     per_second = bench.bulk_stops_made / bench.backlog_seconds if bench.backlog_seconds else 0.0
     print(
         f"\nbulk lane meanwhile: {bench.bulk_stops_made:,} bulk stops taken in {bench.backlog_seconds:.0f} s"
