@@ -14,7 +14,16 @@ import pytest
 from support.events import eventbridge_event, matches
 
 LANES = ("UserStopRequestsRule", "BulkStopRequestsRule")
-ABSENT = object()
+
+
+class _Absent:
+    """No `requestedBy` in the event at all."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+ABSENT = _Absent()
 
 REQUESTERS: list[Any] = [
     "user_2demoOwner0000000000000",
