@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 import urllib.request
 import uuid
@@ -190,6 +191,12 @@ def bulk_stop_event(execution_arn: str, message_id: str) -> dict[str, Any]:
     }
 
 
+def log_trouble(line: str) -> None:
+    """The local stack's lines that tell of trouble (a failed invocation, a timeout), on stderr."""
+    if "timed out" in line or '"level":"ERROR"' in line or line.lstrip().startswith("!"):
+        print(line, file=sys.stderr, flush=True)
+
+
 def row(size: int, samples: Samples) -> str:
     idle50, idle99 = percentile(samples.idle, 50), percentile(samples.idle, 99)
     back50, back99 = percentile(samples.backlog, 50), percentile(samples.backlog, 99)
@@ -208,13 +215,14 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
 
     options = StackOptions(api_port=0, clerk_port=0, aws_port=0, seed=False)
-    with DevStack(options, log=lambda _line: None) as stack:
+    with DevStack(options, log=log_trouble) as stack:
         rate = stack.template.parameters["StopExecutionsPerSecond"]
         bench = Bench(stack, args.backlog)
         print(f"Stop -> every agent ABORTED (ms from the HTTP 200), {args.rounds} Stops per cell;")
         print(f"backlog: {args.backlog:,} bulk stops queued, bulk lane at StopExecutionsPerSecond={rate}\n")
         print("| messages | idle p50 | idle p99 | backlog p50 | backlog p99 | ratio p50 | ratio p99 |")
         print("|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+        bench.one_round(min(sizes))  # warm-up: the first container of each function starts here
         for size in sizes:
             bench.one_round(size)  # warm-up: the containers this size needs start here
             samples = Samples()

@@ -98,7 +98,7 @@ EXECUTION_CASES = list(
         partial_after=None,
     )
 )
-STOP_CASES = list(cases_of("StopAgentFunction", ["StopExecution"], WRITES, ADAPTIVE_ABSORBED, None))
+STOP_CASES = list(cases_of("UserStopAgentFunction", ["StopExecution"], WRITES, ADAPTIVE_ABSORBED, None))
 
 
 def case_id(case: Case) -> str:
