@@ -50,6 +50,8 @@ def stop_cause(reason: str, requested_by: str) -> str:
 
 
 class AgentStops:
+    """One lane's stopper: its executions (paced or not) and the workers its batches share."""
+
     def __init__(self, executions: AgentExecutions, executor: Executor) -> None:
         self._executions = executions
         self._executor = executor  # its workers bound the stops in flight

@@ -110,7 +110,7 @@ def queued(store: Store, queue_url: str) -> int:
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
-def test_a_users_stop_is_stopped_before_thousands_of_queued_bulk_stops(
+def test_a_users_stop_is_stopped_before_a_thousand_queued_bulk_stops(
     store: Store, agent: Agent, template, mint, lambda_context
 ):
     user_queue = lane_queue(store, template, "UserStopRequests")
@@ -128,7 +128,7 @@ def test_a_users_stop_is_stopped_before_thousands_of_queued_bulk_stops(
     ]
     assert store.events.put_events(Entries=entries)["FailedEntryCount"] == 0
     assert (queued(store, bulk_queue), queued(store, user_queue)) == (10, 0)
-    # ... and thousands more wait behind them, as the rule delivers them (the whole event).
+    # ... and many more wait behind them, as the rule delivers them (the whole event).
     for first in range(10, BULK_BACKLOG, 10):
         store.sqs.send_message_batch(
             QueueUrl=bulk_queue,
