@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devstack.constants import ACCOUNT, CANCEL_PATH, REGION
-from devstack.demo import DEMO_USER, iso_now
+from devstack.demo import DEMO_PROJECT, DEMO_USER, iso_now
 from devstack.stack import DevStack, StackOptions
 
 POLL_SECONDS = 0.01
@@ -89,21 +89,6 @@ class Bench:
             )
         return project, executions
 
-    def stop(self, project: str) -> int:
-        """The Stop a user sends; the number of messages it cancelled."""
-        request = urllib.request.Request(  # noqa: S310 - the local stack on loopback
-            f"{self.stack.origin}{CANCEL_PATH}",
-            data=json.dumps({"projectId": project}).encode(),
-            method="POST",
-            headers={
-                "Authorization": f"Bearer {self.stack.mint(DEMO_USER)}",
-                "Content-Type": "application/json",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            answer = json.loads(response.read())
-        return len(answer["messageIds"])
-
     def running(self) -> set[str]:
         pages = self.sfn.get_paginator("list_executions").paginate(
             stateMachineArn=self.agent, statusFilter="RUNNING"
@@ -113,10 +98,10 @@ class Bench:
     def one_round(self, size: int) -> float:
         """Milliseconds from the Stop's 200 to the last of its executions ABORTED."""
         project, waiting = self.project_with_running_agents(size)
-        cancelled = self.stop(project)
+        cancelled = stop_over_http(self.stack, project)
         answered = time.perf_counter()
-        if cancelled != size:
-            raise RuntimeError(f"the Stop cancelled {cancelled} of {size} messages")
+        if len(cancelled) != size:
+            raise RuntimeError(f"the Stop cancelled {len(cancelled)} of {size} messages")
         while waiting and time.perf_counter() - answered < GIVE_UP_SECONDS:
             waiting &= self.running()
             if waiting:
@@ -166,6 +151,20 @@ class Bench:
             raise RuntimeError(f"the backlog ran low ({left} left): the round did not run under it")
         self.purge_bulk_queue()
         return sample
+
+
+def stop_over_http(stack: DevStack, project: str = DEMO_PROJECT) -> list[str]:
+    """The Stop the demo user sends; returns the ids of the messages it cancelled."""
+    request = urllib.request.Request(  # noqa: S310 - the local stack on loopback
+        f"{stack.origin}{CANCEL_PATH}",
+        data=json.dumps({"projectId": project}).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {stack.mint(DEMO_USER)}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        answer = json.loads(response.read())
+    message_ids: list[str] = answer["messageIds"]
+    return message_ids
 
 
 def bulk_stop_event(execution_arn: str, message_id: str) -> dict[str, Any]:
