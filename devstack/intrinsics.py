@@ -147,6 +147,12 @@ class Resolver:
             return str(args[0]) == str(args[1])
         if name == "Not":
             return not args[0]
+        if name == "And":
+            return all(args)
+        if name == "Or":
+            return any(args)
+        if name == "Join":
+            return str(args[0]).join(str(item) for item in args[1])
         if name == "Split":
             return str(args[1]).split(str(args[0]))
         if name == "Select":

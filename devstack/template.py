@@ -31,7 +31,8 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
         value = loader.construct_sequence(node, deep=True)
     else:
         value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {"Ref": value} if suffix == "Ref" else {f"Fn::{suffix}": value}
+    # !Ref and !Condition are the two short forms whose long form has no Fn:: prefix.
+    return {suffix: value} if suffix in ("Ref", "Condition") else {f"Fn::{suffix}": value}
 
 
 _CloudFormationLoader.add_multi_constructor("!", _intrinsic)
