@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -151,6 +152,30 @@ def cors_headers(cors: dict[str, Any] | None, origin: str | None, *, preflight: 
     elif cors.get("ExposeHeaders"):
         headers["Access-Control-Expose-Headers"] = ",".join(cors["ExposeHeaders"])
     return headers
+
+
+TOO_MANY_REQUESTS = b'{"message":"Too Many Requests"}'
+
+
+@dataclass
+class RouteThrottle:
+    """A stage's route throttling (DefaultRouteSettings): a token bucket per route, `burst` deep,
+    refilled at `rate` per second. A request that finds its route's bucket empty is answered 429
+    by API Gateway itself; no function runs for it."""
+
+    rate: float
+    burst: int
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # route: (tokens, at)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def admit(self, route_key: str, now: float | None = None) -> bool:
+        moment = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, at = self._buckets.get(route_key, (float(self.burst), moment))
+            tokens = min(float(self.burst), tokens + (moment - at) * self.rate)
+            admitted = tokens >= 1
+            self._buckets[route_key] = (tokens - 1 if admitted else tokens, moment)
+            return admitted
 
 
 @dataclass

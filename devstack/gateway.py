@@ -22,7 +22,9 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from devstack.apigw import (
+    TOO_MANY_REQUESTS,
     Route,
+    RouteThrottle,
     cors_headers,
     http_api_event,
     http_response,
@@ -58,6 +60,7 @@ class HttpApi:
     invoke: Callable[[str, dict[str, Any]], Invocation]
     log: Callable[[str], None]
     pages: Sequence[Pages]
+    throttle: RouteThrottle | None = None
 
 
 class ApiGateway:
@@ -136,6 +139,18 @@ class _Handler(BaseHTTPRequestHandler):
         self, api: HttpApi, route: Route, parameters: dict[str, str], path: str, query: str, body: bytes
     ) -> None:
         started = time.monotonic()
+        if api.throttle is not None and not api.throttle.admit(route.route_key):
+            self._send(
+                429,
+                {
+                    "Content-Type": "application/json",
+                    "apigw-requestid": request_id(),
+                    **cors_headers(api.cors, self.headers.get("Origin"), preflight=False),
+                },
+                TOO_MANY_REQUESTS,
+            )
+            api.log(f"{self.command} {path} -> 429 (route throttle)")
+            return
         headers = self._event_headers()
         event = http_api_event(
             self.command,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.agent.task_worker import AgentTaskWorker
-from devstack.apigw import http_api_routes
+from devstack.apigw import RouteThrottle, http_api_routes
 from devstack.aws import LocalAws
 from devstack.background import Background
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, JwksServer, SigningKey, session_claims
@@ -144,7 +144,15 @@ class DevStack:
         pages = [
             DemoPages(self.demo, lambda user, lifetime: self.mint(user, lifetime=lifetime), self.describe)
         ]
-        api = HttpApi(self.routes, self.template.http_api_cors(), self.invoke, self.log, [*pages, ApiDocs()])
+        limits = self.template.http_api_throttle()
+        api = HttpApi(
+            self.routes,
+            self.template.http_api_cors(),
+            self.invoke,
+            self.log,
+            [*pages, ApiDocs()],
+            RouteThrottle(*limits) if limits else None,
+        )
         gateway.serve(api)
         for logical_id in {route.function for route in self.routes}:
             self.pools[logical_id].warm_up()

@@ -166,6 +166,14 @@ class Template:
             return dict(resolved)
         return None
 
+    def http_api_throttle(self) -> tuple[float, int] | None:
+        """The (rate, burst) of the (first) HttpApi's DefaultRouteSettings; None when unthrottled."""
+        for resource in self.of_type("AWS::Serverless::HttpApi").values():
+            settings = self.resolve((resource.get("Properties") or {}).get("DefaultRouteSettings") or {})
+            if "ThrottlingRateLimit" in settings and "ThrottlingBurstLimit" in settings:
+                return float(settings["ThrottlingRateLimit"]), int(settings["ThrottlingBurstLimit"])
+        return None
+
 
 def _parameter_values(declared: dict[str, Any], given: dict[str, str], require_all: bool) -> dict[str, str]:
     unknown = set(given) - set(declared)
