@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: venv chromium test stack
+.PHONY: venv chromium test stack checkov
 
 # message-cancel-watch, the agent's library, is its own package: installed beside the service
 # (the local stack's stand-in agent and the tests import it from there).
@@ -14,6 +14,19 @@ $(STAMP): pyproject.toml message-cancel-watch/pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# checkov (pyproject.toml's `scan` group) pins its own boto3: it gets a virtualenv of its own.
+SCAN_VENV := .venv-checkov
+$(SCAN_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/pip install --quiet --group scan
+	touch $@
+
+# The template against checkov's CloudFormation checks; each skipped check says why in the
+# resource's Metadata. --skip-download: no call to the vendor's platform.
+checkov: $(SCAN_VENV)/.installed
+	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
 # Debian's Chromium for the demo page test (Playwright cannot download browsers here).
 chromium:
