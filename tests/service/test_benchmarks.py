@@ -72,3 +72,16 @@ def test_warm_overhead_prints_each_figure_with_its_target(label, target, warm_ov
 @pytest.fixture(scope="module")
 def warm_overhead_output() -> list[str]:
     return run_benchmark("warm_overhead.py")
+
+
+def test_stop_costs_counts_the_calls_of_a_stop_of_two_messages():
+    lines = run_benchmark("stop_costs.py")
+
+    calls = next(line for line in lines if "AWS calls:" in line)
+    # The Stop: the project read, one index query, one PutEvents of both events, both writes;
+    # then each agent stopped, and each execution end recorded (a query and a write each).
+    for expected in ("dynamodb:GetItem 1,", "events:PutEvents 1,", "states:StopExecution 2"):
+        assert expected in calls, calls
+    counted = next(line for line in lines if "counted:" in line)
+    assert "events 2," in counted, counted
+    assert any(line.strip().startswith("total") and "$" in line for line in lines)

@@ -318,12 +318,14 @@ def test_the_api_throttles_before_a_flood_costs_the_functions_concurrency(cfn, t
     assert rate["MaxValue"] + burst["MaxValue"] <= reserved
 
 
-def test_the_bulk_path_is_capped_and_cannot_take_the_users_concurrency(cfn):
-    bulk = resource(cfn, "BulkCancelFunction")["ReservedConcurrentExecutions"]
+@pytest.mark.parametrize("capped", ["BulkCancelFunction", "ExecutionStatusFunction"])
+def test_the_asynchronous_functions_are_capped_below_the_users_reservation(cfn, capped):
+    cap = resource(cfn, capped)["ReservedConcurrentExecutions"]
     user_path = (
         resource(cfn, "CancelFunction")["ReservedConcurrentExecutions"]
         + resource(cfn, "StopAgentFunction")["ReservedConcurrentExecutions"]
     )
-    assert 1 <= bulk < user_path
-    # An invocation over the cap waits in Lambda's asynchronous queue: it is retried, not lost.
-    assert resource(cfn, "BulkCancelFunctionEventInvokeConfig")["DestinationConfig"]["OnFailure"]
+    assert 1 <= cap < user_path
+    # An invocation over the cap waits in Lambda's asynchronous queue: retried, and kept after
+    # its retries, never lost.
+    assert resource(cfn, f"{capped}EventInvokeConfig")["DestinationConfig"]["OnFailure"]
