@@ -56,27 +56,70 @@ def _literal_values(trees: list[ast.Module]) -> set[str]:
     return values
 
 
-def emitted_metric_names() -> set[str]:
-    """Each metric name a metric call of src/ is given: literal names, and f-string names whose
-    variable part is `<value>.capitalize()` of one of the code's Literal aliases."""
-    trees = list(_trees())
-    literals = _literal_values(trees)
-    names: set[str] = set()
+def _enum_values(trees: list[ast.Module]) -> set[str]:
+    """Every string member of the code's StrEnum classes (a metric named `<member>.value`)."""
+    values: set[str] = set()
     for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(base, ast.Name) and base.id == "StrEnum" for base in node.bases
+            ):
+                for statement in node.body:
+                    if isinstance(statement, ast.Assign):
+                        values.update(_strings(statement.value))
+    return values
+
+
+def _names(argument: ast.expr, literals: set[str], enums: set[str]) -> set[str]:
+    names = set(_strings(argument))
+    if isinstance(argument, ast.JoinedStr):
+        prefix = "".join(
+            part.value
+            for part in argument.values
+            if isinstance(part, ast.Constant) and isinstance(part.value, str)
+        )
+        names.update(prefix + value.capitalize() for value in literals)
+    if isinstance(argument, ast.Attribute) and argument.attr == "value":
+        names.update(enums)
+    return names
+
+
+def _module_dimensions(tree: ast.Module) -> frozenset[str]:
+    """The dimensions a module adds to all its metrics (`metrics.add_dimension(name=...)`)."""
+    return frozenset(
+        value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "add_dimension"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "metrics"
+        for keyword in node.keywords
+        if keyword.arg == "name"
+        for value in _strings(keyword.value) or ["*"]
+    )
+
+
+def emitted_metrics() -> dict[str, set[frozenset[str]]]:
+    """Each metric name a metric call of src/ is given, with the dimension names it is emitted
+    with: Powertools' `service`, the module's own dimensions, and a helper's literal dimension
+    argument (`_count("DependencyFailures", "dependency", ...)`). A `*` stands for a dimension
+    whose name the source does not spell."""
+    trees = list(_trees())
+    literals, enums = _literal_values(trees), _enum_values(trees)
+    emitted: dict[str, set[frozenset[str]]] = {}
+    for tree in trees:
+        module_dimensions = _module_dimensions(tree)
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and _called(node) in _METRIC_CALLS):
                 continue
             arguments = [keyword.value for keyword in node.keywords if keyword.arg == "name"] + node.args[:1]
+            extra = {name for argument in node.args[1:2] for name in _strings(argument)}
+            dimensions = frozenset({"service", *module_dimensions, *extra})
             for argument in arguments:
-                names.update(_strings(argument))
-                if isinstance(argument, ast.JoinedStr):
-                    prefix = "".join(
-                        part.value
-                        for part in argument.values
-                        if isinstance(part, ast.Constant) and isinstance(part.value, str)
-                    )
-                    names.update(prefix + value.capitalize() for value in literals)
-    return names
+                for name in _names(argument, literals, enums):
+                    emitted.setdefault(name, set()).add(dimensions)
+    return emitted
 
 
 def dependency_names() -> set[str]:

@@ -14,7 +14,7 @@ import pytest
 
 from devstack.template import Template, load_template, resources_of_type
 from support.cfn import FUNCTIONS, PARAMETERS, resource, translate
-from support.metric_names import dependency_names, emitted_metric_names
+from support.metric_names import dependency_names, emitted_metrics
 
 TOPIC = "arn:aws:sns:eu-west-1:210987654321:on-call"
 EMAIL = "on-call@example.com"
@@ -130,7 +130,10 @@ def test_the_services_own_failure_metrics_are_alarmed(cfn):
         if metric["Namespace"] == "StopTheAI"
     }
     assert {"DependencyFailures", "AgentStopsFailed", "AgentStopLatency"} <= set(watched)
-    assert all(service in metric["Dimensions"] for metric in watched.values())
+    emitted = emitted_metrics()
+    for name, metric in watched.items():
+        assert service in metric["Dimensions"]
+        assert frozenset(d["Name"] for d in metric["Dimensions"]) in emitted[name], name
     # Every dependency the code can report failing is in the alarm's sum.
     [dependencies] = [
         alarm for alarm in alarms(cfn).values() if "DependencyFailures" in map(_name, metrics_of(alarm))
@@ -257,7 +260,7 @@ def test_the_dashboard_shows_what_an_operator_watches(cfn):
 def test_the_dashboard_names_only_metrics_the_code_emits(cfn):
     variables = Template(PARAMETERS).functions()["CancelFunction"].environment
     namespace, service = variables["POWERTOOLS_METRICS_NAMESPACE"], variables["POWERTOOLS_SERVICE_NAME"]
-    emitted = emitted_metric_names()
+    emitted = emitted_metrics()
     own = [
         (metric, dimensions)
         for widget in dashboard_widgets(cfn)
@@ -267,6 +270,8 @@ def test_the_dashboard_names_only_metrics_the_code_emits(cfn):
     assert len(own) >= 10
     for metric, dimensions in own:
         assert metric in emitted, metric
+        # CloudWatch graphs a metric only with exactly the dimensions it was emitted with.
+        assert frozenset(dimensions) in emitted[metric], (metric, dimensions, emitted[metric])
         assert dimensions.get("service") in (service, "*"), metric  # Powertools' default dimension
 
 
