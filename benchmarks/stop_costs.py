@@ -85,22 +85,24 @@ class Ledger:
             self.counting = True
 
 
-class GsiRules:
-    """Write units of an UpdateItem on the messages table, from the template's indexes."""
+class WriteUnits:
+    """Write units of an UpdateItem, from the template's tables and their indexes."""
 
     def __init__(self, template: Template) -> None:
-        table = template.resources["MessagesTable"]["Properties"]
-        self.indexes = [
-            (
-                {key["AttributeName"] for key in index["KeySchema"]},
-                set(index["Projection"].get("NonKeyAttributes", [])),
-            )
-            for index in table["GlobalSecondaryIndexes"]
-        ]
+        self.indexes = {
+            template.physical_name(logical_id): [
+                (
+                    {key["AttributeName"] for key in index["KeySchema"]},
+                    set(index["Projection"].get("NonKeyAttributes", [])),
+                )
+                for index in table["Properties"].get("GlobalSecondaryIndexes", [])
+            ]
+            for logical_id, table in template.of_type("AWS::DynamoDB::Table").items()
+        }
 
-    def write_units(self, changed: set[str]) -> int:
+    def of_update(self, table: str, changed: set[str]) -> int:
         units = 1
-        for keys, projected in self.indexes:
+        for keys, projected in self.indexes.get(table, []):
             if changed & keys:
                 units += 2
             elif changed & projected:
@@ -108,7 +110,7 @@ class GsiRules:
         return units
 
 
-def _record(ledger: Ledger, rules: GsiRules, environ: dict[str, Any], body: bytes, answer: bytes) -> None:
+def _record(ledger: Ledger, rules: WriteUnits, environ: dict[str, Any], body: bytes, answer: bytes) -> None:
     service_match = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
     service = service_match.group(1) if service_match else "?"
     operation = environ.get("HTTP_X_AMZ_TARGET", "").rsplit(".", 1)[-1] or "?"
@@ -128,14 +130,14 @@ def _record(ledger: Ledger, rules: GsiRules, environ: dict[str, Any], body: byte
             names = request.get("ExpressionAttributeNames", {})
             expression = request.get("UpdateExpression", "").removeprefix("SET ")
             changed = {names.get(name, name) for name in _SET_ATTRIBUTE.findall(expression)}
-            ledger.write_units += rules.write_units(changed)
+            ledger.write_units += rules.of_update(request.get("TableName", ""), changed)
         elif operation == "GetItem":
             ledger.read_units += 1.0 if request.get("ConsistentRead") else 0.5
         elif operation == "Query":
             ledger.read_units += max(1, math.ceil(len(answer) / 4096)) * 0.5
 
 
-def count_calls(ledger: Ledger, rules: GsiRules) -> None:
+def count_calls(ledger: Ledger, rules: WriteUnits) -> None:
     """moto's server application, counting what the functions ask of it."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -326,7 +328,7 @@ def main() -> None:
     )
     stack = DevStack(options, log=lambda _line: None)
     # The counter must be in place before moto's server starts serving.
-    count_calls(ledger, GsiRules(Template({}, require_all=False)))
+    count_calls(ledger, WriteUnits(Template({}, require_all=False)))
     with stack:
         memory_mb = {spec.logical_id: spec.memory for spec in stack.functions.values()}
         for size in (int(n) for n in args.stop_sizes.split(",")):
