@@ -263,7 +263,9 @@ def bill(ledger: Ledger, memory_mb: dict[str, int]) -> Bill:
     """The counted scenario at list prices, USD."""
     invocations = sum(ledger.invocations.values())
     gb_seconds = sum(seconds * memory_mb[name] / 1024 for name, seconds in ledger.seconds.items())
-    stopper_invocations = ledger.invocations["StopAgentFunction"]
+    stopper_invocations = sum(
+        count for function, count in ledger.invocations.items() if function.endswith("StopAgentFunction")
+    )
     sqs_requests = ledger.stop_events + 2 * stopper_invocations
     return Bill(
         lines={

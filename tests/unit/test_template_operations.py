@@ -328,7 +328,7 @@ def test_the_asynchronous_functions_are_capped_below_the_users_reservation(cfn, 
     cap = resource(cfn, capped)["ReservedConcurrentExecutions"]
     user_path = (
         resource(cfn, "CancelFunction")["ReservedConcurrentExecutions"]
-        + resource(cfn, "StopAgentFunction")["ReservedConcurrentExecutions"]
+        + resource(cfn, "UserStopAgentFunction")["ReservedConcurrentExecutions"]
     )
     assert 1 <= cap < user_path
     # An invocation over the cap waits in Lambda's asynchronous queue: retried, and kept after
