@@ -52,7 +52,11 @@ from devstack.template import load_template  # noqa: E402
 if TYPE_CHECKING:
     from moto.events.utils import EventMessageType
 
-TABLES = {"MessagesTable": "scale-messages", "ProjectsTable": "scale-projects"}
+TABLES = {
+    "MessagesTable": "scale-messages",
+    "ProjectsTable": "scale-projects",
+    "BulkStateTable": "scale-bulk-state",
+}
 BUS = "scale-cancel"
 AGENT = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:scale-agent"
 BULK_ID = "scale-bulk"
@@ -132,6 +136,8 @@ def run(messages: int, projects: int, rate: float) -> int:
         POWERTOOLS_METRICS_DISABLED="true",
         MESSAGES_TABLE=TABLES["MessagesTable"],
         PROJECTS_TABLE=TABLES["ProjectsTable"],
+        BULK_STATE_TABLE=TABLES["BulkStateTable"],
+        BULK_STATE_RETENTION_SECONDS="259200",
         EVENT_BUS_NAME=BUS,
         AGENT_STATE_MACHINE_ARN=AGENT,
         STOP_EXECUTIONS_PER_SECOND=str(rate),

@@ -79,6 +79,22 @@ def stop_executions_per_second_per_instance() -> float:
     return _positive_number("STOP_EXECUTIONS_PER_SECOND") / _positive_integer("STOP_MAXIMUM_CONCURRENCY")
 
 
+@dataclass(frozen=True, slots=True)
+class BulkStateConfig:
+    """Where bulks keep their state, and for how long (bulk function only)."""
+
+    table: str
+    retention_seconds: int
+
+
+@cache
+def bulk_state_config() -> BulkStateConfig:
+    return BulkStateConfig(
+        table=_required("BULK_STATE_TABLE"),
+        retention_seconds=_positive_integer("BULK_STATE_RETENTION_SECONDS"),
+    )
+
+
 @cache
 def store_config() -> StoreConfig:
     return StoreConfig(

@@ -63,3 +63,7 @@ class InvalidBulkRequest(CancelServiceError):
 
 class NotAnAgentExecution(CancelServiceError):
     """A stop was asked for an execution of another state machine than the agent's: refused."""
+
+
+class BulkIdInUse(InvalidBulkRequest):
+    """A bulk request whose `bulkId` is known with another selection: refused, never retried."""

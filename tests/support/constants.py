@@ -11,7 +11,11 @@ __all__ = ["ACCOUNT", "AGENT_ROLE", "CANCEL_PATH", "REGION", "ROOT"]
 
 EVENTS = ROOT / "events"
 
-TABLE_NAMES = {"MessagesTable": "test-messages", "ProjectsTable": "test-projects"}
+TABLE_NAMES = {
+    "MessagesTable": "test-messages",
+    "ProjectsTable": "test-projects",
+    "BulkStateTable": "test-bulk-state",
+}
 BUS_NAME = "test-cancel-bus"
 
 OWNER = "user_2owner"
