@@ -28,7 +28,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -43,7 +43,7 @@ from cancel_service.adapters.bulk_state import (
     LeaseLost,
     StateUnavailable,
 )
-from cancel_service.adapters.messages import CANCELLED, PROCESSING, MessagesTable
+from cancel_service.adapters.messages import CANCELLED, PROCESSING, ExecutionMessage, MessagesTable
 from cancel_service.adapters.projects import ProjectsTable
 from cancel_service.bulk_selection import BulkPages, Page
 from cancel_service.cancel import CancelResult, CancelService
@@ -58,7 +58,7 @@ from cancel_service.event_models import (
     Position,
     ProjectsPosition,
 )
-from cancel_service.models import CancelRequest, utc_timestamp
+from cancel_service.models import CancelRequest, ProcessingMessage, utc_timestamp
 from cancel_service.observability import logger
 
 BULK_REQUESTER = "system:bulk"
@@ -294,14 +294,34 @@ class BulkCancelService:
         """Cancel one page and record it. Not retried here: the core's calls were retried
         already, and a second try would publish a second event for a message whose event was
         accepted (one request publishes one event per message)."""
+        self._cancel_or_give_up(leased, page.messages, request)
+
+    def _cancel_or_give_up(
+        self, leased: LeasedBulk, messages: Sequence[ProcessingMessage], request: CancelRequest
+    ) -> None:
+        """Cancel these messages and count them; when the core fails, count what it could not
+        tell (a write whose answers were all lost) as the table has it, then give up."""
         try:
-            result = self._cancel_service.cancel(page.messages, request)
+            result = self._cancel_service.cancel(messages, request)
         except DependencyUnavailable as error:
-            self._settle(
-                leased, CancelResult(error.cancelled_ids, error.already_finished_ids), len(page.messages)
-            )
+            told = set(error.cancelled_ids) | set(error.already_finished_ids)
+            untold = [message.id for message in messages if message.id not in told]
+            self._settle(leased, self._as_the_table_has_them(leased, error, untold), len(messages))
             raise
-        self._settle(leased, result, len(page.messages))
+        self._settle(leased, result, len(messages))
+
+    def _as_the_table_has_them(
+        self, leased: LeasedBulk, error: DependencyUnavailable, untold: list[str]
+    ) -> CancelResult:
+        """The core's partial result, with the messages it could not tell read back: cancelled by
+        this bulk, or finished meanwhile (one still processing, or unread, is failed)."""
+        try:
+            now = self._messages.current(untold) if untold else {}
+        except DependencyUnavailable:
+            now = {}
+        cancelled = tuple(m for m in untold if m in now and _cancelled_by(now[m], leased.bulk_id))
+        finished = tuple(m for m in untold if m in now and now[m].status != PROCESSING and m not in cancelled)
+        return CancelResult(error.cancelled_ids + cancelled, error.already_finished_ids + finished)
 
     @staticmethod
     def _settle(leased: LeasedBulk, result: CancelResult, of: int) -> None:
@@ -316,13 +336,7 @@ class BulkCancelService:
         any other finished meanwhile (or is gone, or unreadable: failed)."""
         pending = leased.pending
         now = self._retrying(lambda: self._messages.current(pending))
-        cancelled_before = tuple(
-            message_id
-            for message_id in pending
-            if message_id in now
-            and now[message_id].status == CANCELLED
-            and now[message_id].cancel_request_id == leased.bulk_id
-        )
+        cancelled_before = tuple(m for m in pending if m in now and _cancelled_by(now[m], leased.bulk_id))
         processing = [
             now[message_id].message
             for message_id in pending
@@ -339,14 +353,7 @@ class BulkCancelService:
         )
         if processing:
             leased.pending = tuple(message.id for message in processing)
-            try:
-                result = self._cancel_service.cancel(processing, request)
-            except DependencyUnavailable as error:
-                self._settle(
-                    leased, CancelResult(error.cancelled_ids, error.already_finished_ids), len(processing)
-                )
-                raise
-            self._settle(leased, result, len(processing))
+            self._cancel_or_give_up(leased, processing, request)
         else:
             leased.pending = ()
 
@@ -442,6 +449,10 @@ def _check_continuation(selection: BulkSelection, stored: BulkSelection, state: 
         and cursor.cutoff != position.cutoff
     ):
         raise InvalidBulkRequest("the position's cutoff is not its bulk's")
+
+
+def _cancelled_by(message: ExecutionMessage, bulk_id: str) -> bool:
+    return message.status == CANCELLED and message.cancel_request_id == bulk_id
 
 
 def _counts(progress: BulkProgress) -> dict[str, int]:
