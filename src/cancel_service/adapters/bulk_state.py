@@ -79,11 +79,8 @@ def _number(value: int) -> AttributeValueTypeDef:
 
 
 def _position(position: Position | None) -> AttributeValueTypeDef:
-    return (
-        {"NULL": True}
-        if position is None
-        else {"S": position.model_dump_json(by_alias=True, exclude_none=True)}
-    )
+    # Every field, None included: the fields of each kind of position tell them apart when read.
+    return {"NULL": True} if position is None else {"S": position.model_dump_json(by_alias=True)}
 
 
 def _progress_values(progress: BulkProgress) -> dict[str, AttributeValueTypeDef]:
