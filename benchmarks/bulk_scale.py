@@ -9,7 +9,8 @@ that keep failing counted as dead letters.
 
 Checked (exit 1 when one fails): every message cancelled exactly once (one cancel event each,
 `cancelRequestId` the bulk's id), every agent stop requested exactly once, no record in the
-dead-letter queue, the report's counts equal to the table's, and StopExecution calls never above
+dead-letter queue, one report (every event of the bulk delivered again changes and reports
+nothing) with the counts of the table, and StopExecution calls never above
 the template's default rate in any one-second window. Printed: wall time, invocations of each
 function, StopExecution calls per second at the peak, peak RSS.
 
@@ -56,6 +57,7 @@ TABLES = {
     "MessagesTable": "scale-messages",
     "ProjectsTable": "scale-projects",
     "StopPaceTable": "scale-stop-pace",
+    "BulkStateTable": "scale-bulk-state",
 }
 BUS = "scale-cancel"
 AGENT = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:scale-agent"
@@ -131,6 +133,8 @@ def run(messages: int, projects: int, rate: float) -> int:
         POWERTOOLS_METRICS_DISABLED="true",
         MESSAGES_TABLE=TABLES["MessagesTable"],
         PROJECTS_TABLE=TABLES["ProjectsTable"],
+        BULK_STATE_TABLE=TABLES["BulkStateTable"],
+        BULK_STATE_RETENTION_SECONDS="259200",
         EVENT_BUS_NAME=BUS,
         AGENT_STATE_MACHINE_ARN=AGENT,
         STOP_EXECUTIONS_PER_SECOND=str(rate),
@@ -151,9 +155,11 @@ def run(messages: int, projects: int, rate: float) -> int:
         bulk_invocations = 0
         reports: list[dict[str, Any]] = []
         pending = [bulk_request()]
+        delivered: list[dict[str, Any]] = []
         while pending:
             bulk_invocations += 1
-            bulk_cancel.handler(pending.pop(), budget_context("BulkCancelFunction"))
+            delivered.append(pending.pop())
+            bulk_cancel.handler(delivered[-1], budget_context("BulkCancelFunction"))
             pending.extend(recorder.take("Bulk Cancel Requested"))
             reports.extend(event["detail"] for event in recorder.take("Bulk Cancel Completed"))
             cancels = recorder.take("Message Cancel Requested")
@@ -169,10 +175,21 @@ def run(messages: int, projects: int, rate: float) -> int:
                 )
             )
         wall = time.monotonic() - started
+        # Every event of the bulk delivered again (EventBridge's second delivery, a late replay):
+        # none may cancel, continue or report anything.
+        replayed = 0
+        for event in delivered:
+            replayed += len(bulk_cancel.handler(event, budget_context("BulkCancelFunction"))["messageIds"])
+        replayed += len(recorder.take("Bulk Cancel Requested")) + len(
+            recorder.take("Message Cancel Requested")
+        )
+        reports.extend(event["detail"] for event in recorder.take("Bulk Cancel Completed"))
         outcome = Outcome(
             ids, table_items(dynamodb), cancel_events, recorder.stops, queue, reports, bulk_invocations
         )
         failures = check(outcome, rate)
+        if replayed:
+            failures.append(f"the bulk's events delivered again did {replayed} things again")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{messages:,} messages in {projects} projects: {wall:.1f} s")
     print(f"invocations: BulkCancelFunction {bulk_invocations}, BulkStopAgentFunction {queue.invocations}")
@@ -238,6 +255,8 @@ def check(outcome: Outcome, rate: float) -> list[str]:
     else:
         (report,) = outcome.reports
         expected = {
+            "bulkId": BULK_ID,
+            "selector": {"olderThanSeconds": 3600},
             "outcome": "finished",
             "selected": len(outcome.ids),
             "cancelled": len(cancelled),

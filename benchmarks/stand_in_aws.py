@@ -36,7 +36,11 @@ from devstack.provision import create_tables
 from devstack.template import Template, load_template
 
 STACK_NAME = "benchmark"
-TABLE_NAMES = {"MessagesTable": "benchmark-messages", "ProjectsTable": "benchmark-projects"}
+TABLE_NAMES = {
+    "MessagesTable": "benchmark-messages",
+    "ProjectsTable": "benchmark-projects",
+    "BulkStateTable": "benchmark-bulk-state",
+}
 PROJECT_ID = "k57benchmark0001"
 OWNER = "user_2benchmarkOwner"
 EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:agent:{}"
@@ -66,6 +70,8 @@ def function_environment(aws_endpoint: str, jwks_url: str) -> dict[str, str]:
         "POWERTOOLS_TRACE_DISABLED": "true",
         "MESSAGES_TABLE": TABLE_NAMES["MessagesTable"],
         "PROJECTS_TABLE": TABLE_NAMES["ProjectsTable"],
+        "BULK_STATE_TABLE": TABLE_NAMES["BulkStateTable"],
+        "BULK_STATE_RETENTION_SECONDS": "259200",
         "EVENT_BUS_NAME": bus_name(),
         "CLERK_ISSUER": DEV_ISSUER,
         "CLERK_JWKS_URL": jwks_url,

@@ -77,6 +77,8 @@ def environment(monkeypatch: pytest.MonkeyPatch, jwks: JwksServer) -> None:
         "POWERTOOLS_TRACE_DISABLED": "true",
         "MESSAGES_TABLE": TABLE_NAMES["MessagesTable"],
         "PROJECTS_TABLE": TABLE_NAMES["ProjectsTable"],
+        "BULK_STATE_TABLE": TABLE_NAMES["BulkStateTable"],
+        "BULK_STATE_RETENTION_SECONDS": "259200",
         "EVENT_BUS_NAME": BUS_NAME,
         "CLERK_ISSUER": DEV_ISSUER,
         "CLERK_JWKS_URL": jwks.url,

@@ -1,44 +1,33 @@
-"""What a bulk selects, page by page, and where each of its continuations resumes.
+"""What a bulk selects, one page at a time, and where its next page starts.
 
 A selection (listed projects, an owner's projects, or messages processing for too long) is read
-from indexes one page at a time. After each page comes the rest of the selection: the selection
-narrowed to what is left plus a position inside it (the next page's start key), so no page is
-read twice. A position is honoured only on the service's own continuations and only where it
-narrows the selection: anything else is refused, not retried.
+from indexes a page at a time. Where the next page starts is plain data (`event_models.Position`):
+the project and the index's page key, or the age cutoff the bulk fixed when it started. The bulk
+keeps it in its state table after every page, and names it in its continuations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol, TypeVar
 
-from cancel_service.adapters.messages import MessagesTable, PageKey
+from cancel_service.adapters.messages import MessagePage, MessagesTable, PageKey
 from cancel_service.adapters.projects import ProjectsTable
-from cancel_service.errors import InvalidBulkRequest
 from cancel_service.event_models import (
-    AgePageKey,
     AgePosition,
     BulkByOwner,
     BulkByProjects,
     BulkOlderThan,
-    BulkProgress,
     BulkSelection,
     OwnerPosition,
-    ProjectPageKey,
+    Position,
     ProjectsPosition,
-    page_key,
 )
 from cancel_service.models import ProcessingMessage, utc_timestamp
-from cancel_service.observability import logger
 
-# Projects of an owner listed per read of the owner index.
-OWNER_PROJECTS_PAGE = 100
-
-# The rest of a selection after a page, given the bulk's running totals at that point.
-Rest = Callable[[BulkProgress], BulkSelection]
 T = TypeVar("T")
 
 
@@ -49,148 +38,95 @@ class Retrying(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a selection: its messages, the ids of items that are not readable messages,
+    and where the next page starts (None: nothing is left)."""
+
+    messages: tuple[ProcessingMessage, ...]
+    unreadable: tuple[str, ...]
+    next: Position | None
+
+
+@dataclass(frozen=True, slots=True)
 class BulkPages:
     """Reads a selection's pages; every read goes through `retrying`."""
 
     projects: ProjectsTable
     messages: MessagesTable
-    clock: Callable[[], datetime]
     retrying: Retrying
 
-    def checked(self, selection: BulkSelection, continuation: bool) -> BulkSelection:
-        """The selection, unless it carries a position it may not: one on an event that is not
-        the service's own continuation, or an age cutoff later than the selection allows."""
-        if selection.cursor is None:
-            return selection
-        if not continuation:
-            raise InvalidBulkRequest("a position is honoured only on the service's own continuations")
+    @staticmethod
+    def start(selection: BulkSelection, now: datetime) -> Position:
+        """Where a new bulk's first page starts (a bulk by age fixes its cutoff here, once)."""
         if isinstance(selection, BulkOlderThan):
-            latest_cutoff = utc_timestamp(self.clock() - timedelta(seconds=selection.older_than_seconds))
-            if selection.cursor.cutoff > latest_cutoff:
-                raise InvalidBulkRequest("the position's cutoff is later than the selection allows")
-        return selection
-
-    def steps(self, selection: BulkSelection, quota: Callable[[], int]) -> Iterator[Step]:
-        """The selection's pages from its position on; `quota()` is the size of the next page."""
-        if isinstance(selection, BulkOlderThan):
-            return self._older_than_steps(selection, quota)
+            cutoff = utc_timestamp(now - timedelta(seconds=selection.older_than_seconds))
+            return AgePosition(link=0, cutoff=cutoff)
         if isinstance(selection, BulkByOwner):
-            return self._owner_steps(selection, quota)
-        return self._listed_project_steps(selection, quota)
+            return OwnerPosition(link=0)
+        return ProjectsPosition(link=0)
 
-    def _listed_project_steps(self, selection: BulkByProjects, quota: Callable[[], int]) -> Iterator[Step]:
-        project_ids = list(dict.fromkeys(selection.project_ids))
-        start_key = page_key(selection.cursor.start_key) if selection.cursor else None
+    def page(self, selection: BulkSelection, position: Position, limit: int) -> Page:
+        """Up to `limit` messages from `position` on."""
+        if isinstance(selection, BulkOlderThan) and isinstance(position, AgePosition):
+            found = self._read(self.messages.processing_updated_before_page, position.cutoff, position, limit)
+            return _page(found, None if found.next_key is None else _at(position, found.next_key))
+        if isinstance(selection, BulkByOwner) and isinstance(position, OwnerPosition):
+            return self._owner_page(selection, position, limit)
+        if isinstance(selection, BulkByProjects) and isinstance(position, ProjectsPosition):
+            return self._listed_project_page(selection, position, limit)
+        raise TypeError(f"a {type(position).__name__} is no position of a {type(selection).__name__}")
 
-        def rest_from(index: int) -> Callable[[PageKey | None], Rest | None]:
-            def rest(next_key: PageKey | None) -> Rest | None:
-                left = project_ids[index:] if next_key else project_ids[index + 1 :]
-                if not left:
-                    return None
-                return lambda progress: selection.model_copy(
-                    update={
-                        "project_ids": left,
-                        "cursor": ProjectsPosition(startKey=_project_key(next_key), progress=progress),
-                    }
-                )
-
-            return rest
-
-        for index, project_id in enumerate(project_ids):
-            yield from self._project_pages(
-                project_id, start_key if index == 0 else None, quota, rest_from(index)
-            )
-
-    def _owner_steps(self, selection: BulkByOwner, quota: Callable[[], int]) -> Iterator[Step]:
-        def rest_in(project_id: str, last: bool) -> Callable[[PageKey | None], Rest | None]:
-            def rest(next_key: PageKey | None) -> Rest | None:
-                if next_key is None and last:
-                    return None
-                # Resumed at this project (from the start once it is done: one cheap read), then
-                # the owner's projects after it.
-                return lambda progress: selection.model_copy(
-                    update={
-                        "cursor": OwnerPosition(
-                            projectId=project_id, startKey=_project_key(next_key), progress=progress
-                        )
-                    }
-                )
-
-            return rest
-
-        after: str | None = None
-        position = selection.cursor
-        if position is not None:
-            after = position.project_id
-            project = self.retrying(lambda: self.projects.get(position.project_id))
-            if project is not None and project.owner_id == selection.owner_id:
-                start_key = page_key(position.start_key)
-                yield from self._project_pages(after, start_key, quota, rest_in(after, last=False))
-            else:
-                logger.warning("bulk position names a project the owner does not own; skipped")
-        while True:
-            ids, more = self.retrying(
-                partial(self.projects.owned_page, selection.owner_id, after, OWNER_PROJECTS_PAGE)
-            )
-            for index, project_id in enumerate(ids):
-                last = not more and index == len(ids) - 1
-                yield from self._project_pages(project_id, None, quota, rest_in(project_id, last))
-            if not more or not ids:
-                return
-            after = ids[-1]
-
-    def _project_pages(
-        self,
-        project_id: str,
-        start_key: PageKey | None,
-        quota: Callable[[], int],
-        rest: Callable[[PageKey | None], Rest | None],
-    ) -> Iterator[Step]:
-        while True:
-            page = self.retrying(
-                partial(self.messages.processing_in_project_page, project_id, start_key, quota())
-            )
-            start_key = page.next_key
-            yield Step(page.messages, rest(start_key))
-            if start_key is None:
-                return
-
-    def _older_than_steps(self, selection: BulkOlderThan, quota: Callable[[], int]) -> Iterator[Step]:
-        # The cutoff is fixed once, so every continuation selects against the same moment.
-        cutoff = (
-            selection.cursor.cutoff
-            if selection.cursor
-            else utc_timestamp(self.clock() - timedelta(seconds=selection.older_than_seconds))
+    def _listed_project_page(self, selection: BulkByProjects, position: ProjectsPosition, limit: int) -> Page:
+        project_ids = selection.distinct_project_ids()
+        found = self._read(
+            self.messages.processing_in_project_page, project_ids[position.index], position, limit
         )
-        start_key = page_key(selection.cursor.start_key) if selection.cursor else None
-        while True:
-            page = self.retrying(
-                partial(self.messages.processing_updated_before_page, cutoff, start_key, quota())
+        if found.next_key is not None:
+            return _page(found, _at(position, found.next_key))
+        if position.index + 1 < len(project_ids):
+            return _page(found, position.model_copy(update={"index": position.index + 1, "start_key": None}))
+        return _page(found, None)
+
+    def _owner_page(self, selection: BulkByOwner, position: OwnerPosition, limit: int) -> Page:
+        project_id = position.project_id
+        if project_id is None:
+            project_id = self._project_after(selection.owner_id, None)
+            if project_id is None:
+                return Page((), (), None)
+        found = self._read(
+            self.messages.processing_in_project_page,
+            project_id,
+            position.model_copy(update={"project_id": project_id}),
+            limit,
+        )
+        if found.next_key is not None:
+            return _page(
+                found, position.model_copy(update={"project_id": project_id, "start_key": found.next_key})
             )
-            start_key = page.next_key
-            if start_key is None:
-                yield Step(page.messages, None)
-                return
-            yield Step(
-                page.messages, partial(_age_rest, selection, cutoff, AgePageKey.model_validate(start_key))
-            )
+        next_project = self._project_after(selection.owner_id, project_id)
+        if next_project is None:
+            return _page(found, None)
+        return _page(found, position.model_copy(update={"project_id": next_project, "start_key": None}))
+
+    def _project_after(self, owner_id: str, after: str | None) -> str | None:
+        """The owner's next project in the owner index (None: there is none)."""
+        ids, _ = self.retrying(partial(self.projects.owned_page, owner_id, after, 1))
+        return ids[0] if ids else None
+
+    def _read(
+        self,
+        query: Callable[[str, PageKey | None, int], MessagePage],
+        key: str,
+        position: Position,
+        limit: int,
+    ) -> MessagePage:
+        start_key: PageKey | None = position.start_key  # type: ignore[assignment]
+        return self.retrying(partial(query, key, start_key, limit))
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One page of messages, and the selection left after it (None: nothing is left)."""
-
-    messages: tuple[ProcessingMessage, ...]
-    rest: Rest | None
+def _at(position: Position, next_key: PageKey) -> Position:
+    return position.model_copy(update={"start_key": next_key})
 
 
-def _age_rest(
-    selection: BulkOlderThan, cutoff: str, key: AgePageKey, progress: BulkProgress
-) -> BulkSelection:
-    return selection.model_copy(
-        update={"cursor": AgePosition(cutoff=cutoff, startKey=key, progress=progress)}
-    )
-
-
-def _project_key(key: PageKey | None) -> ProjectPageKey | None:
-    return None if key is None else ProjectPageKey.model_validate(key)
+def _page(found: MessagePage, next_position: Position | None) -> Page:
+    return Page(found.messages, found.unreadable, next_position)

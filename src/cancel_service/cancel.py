@@ -86,12 +86,12 @@ class CancelService:
         run.publish(messages)
         return run.finish()
 
-    def _run(self, request: CancelRequest) -> _Run:
-        return _Run(self._executor, self._messages, self._events, request)
+    def _run(self, request: CancelRequest) -> _RequestInFlight:
+        return _RequestInFlight(self._executor, self._messages, self._events, request)
 
 
 @dataclass
-class _Run:
+class _RequestInFlight:
     """One cancel request in flight. Its state is touched by the calling thread only: futures
     are collected in `_pending` with what to do once each is done."""
 

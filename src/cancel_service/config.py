@@ -39,6 +39,13 @@ def _positive_number(name: str) -> float:
     return value
 
 
+def _positive_integer(name: str) -> int:
+    text = _required(name)
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise ConfigurationError(f"environment variable {name} must be a positive integer, not {text!r}")
+    return int(text)
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     """Where messages, projects and cancel events live (every function needs this)."""
@@ -78,6 +85,22 @@ class StopPaceConfig:
 def stop_pace_config() -> StopPaceConfig:
     return StopPaceConfig(
         stops_per_second=_positive_number("STOP_EXECUTIONS_PER_SECOND"), table=_required("STOP_PACE_TABLE")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BulkStateConfig:
+    """Where bulks keep their state, and for how long (bulk function only)."""
+
+    table: str
+    retention_seconds: int
+
+
+@cache
+def bulk_state_config() -> BulkStateConfig:
+    return BulkStateConfig(
+        table=_required("BULK_STATE_TABLE"),
+        retention_seconds=_positive_integer("BULK_STATE_RETENTION_SECONDS"),
     )
 
 

@@ -73,3 +73,7 @@ class NotAnAgentExecution(StopRefused):
 class OutOfTime(CancelServiceError):
     """The invocation has no time left for another StopExecution attempt (and the wait after it):
     the stop goes back to its queue untried."""
+
+
+class BulkIdInUse(InvalidBulkRequest):
+    """A bulk request whose `bulkId` is known with another selection: refused, never retried."""

@@ -11,14 +11,17 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser import BaseModel, Field
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import ConfigDict, NonNegativeInt, StrictBool, StrictInt, StringConstraints, model_validator
+from pydantic import ConfigDict, NonNegativeInt, StrictBool, StrictInt, StringConstraints
 
-from cancel_service.adapters.messages import PROCESSING, PageKey
 from cancel_service.models import PROJECT_ID_PATTERN
 
 BULK_REQUEST_REASON = "bulk_request"
-# Minimum age of a bulk by age: anything younger is still being worked on, not stuck.
+# The bounds of a bulk by age: anything younger is still being worked on, not stuck; ten years
+# is older than any message (and keeps the cutoff's arithmetic inside a datetime's range).
 MIN_OLDER_THAN_SECONDS = 60
+MAX_OLDER_THAN_SECONDS = 315_360_000
+# How many of a bulk's project ids its report names (the count is always there).
+REPORTED_PROJECT_IDS = 20
 
 ProjectId = Annotated[str, StringConstraints(pattern=rf"^{PROJECT_ID_PATTERN}$")]
 UserId = Annotated[str, StringConstraints(pattern=r"^user_[A-Za-z0-9]{1,64}$")]
@@ -34,53 +37,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-# --- Bulk Cancel Requested ---------------------------------------------------------------------------
+# --- A bulk's progress and report ---------------------------------------------------------------------
 #
-# A position (`cursor`) says where a continuation resumes. It is honoured only on the service's own
-# continuations, and only where it narrows the selection it continues: the models check what a
-# position says of itself (a page key of the right index, inside the selection's first project or
-# before its cutoff); bulk_selection.py checks it against the selection and the clock.
+# One model of each, shared by the bulk function (which keeps them in its state table), the adapter
+# that publishes them and the command line that reads them.
+
+Outcome = Literal["finished", "capped", "failed"]
 
 
-class _StringAttribute(_Strict):
-    s: str = Field(alias="S", min_length=1, max_length=1024)
-
-
-class ProjectPageKey(_Strict):
-    """Where a page of a project's processing messages starts (a key of `byProjectAndStatus`)."""
-
-    id: _StringAttribute
-    project_id: _StringAttribute = Field(alias="projectId")
-    status: _StringAttribute
-
-    @model_validator(mode="after")
-    def _processing_only(self) -> ProjectPageKey:
-        if self.status.s != PROCESSING:
-            raise ValueError("a page key reads processing messages only")
-        return self
-
-
-class AgePageKey(_Strict):
-    """Where a page of processing messages by age starts (a key of `byStatusAndUpdatedAt`)."""
-
-    id: _StringAttribute
-    status: _StringAttribute
-    updated_at: _StringAttribute = Field(alias="updatedAt")
-
-    @model_validator(mode="after")
-    def _processing_only(self) -> AgePageKey:
-        if self.status.s != PROCESSING:
-            raise ValueError("a page key reads processing messages only")
-        return self
-
-
-def page_key(key: ProjectPageKey | AgePageKey | None) -> PageKey | None:
-    """The key as DynamoDB's ExclusiveStartKey."""
-    return None if key is None else key.model_dump(by_alias=True)
-
-
-class BulkCounts(_Strict):
-    """Running totals of a bulk, carried by its continuations to its report."""
+class BulkProgress(_Strict):
+    """A bulk's running totals, as its state table holds them."""
 
     selected: NonNegativeInt = 0
     cancelled: NonNegativeInt = 0
@@ -88,53 +54,61 @@ class BulkCounts(_Strict):
     failed: NonNegativeInt = 0
     invocations: NonNegativeInt = 0
 
+    def line(self) -> str:
+        return (
+            f"{self.cancelled}/{self.selected} cancelled, {self.already_finished} already finished, "
+            f"{self.failed} failed, {self.invocations} invocation{'s' if self.invocations != 1 else ''}"
+        )
 
-class BulkProgress(BulkCounts):
-    """Where a bulk stands: its totals, when it started and what it selects (bounded in size)."""
 
-    started_at: Timestamp = Field(alias="startedAt")
+class BulkReport(BulkProgress):
+    """The detail of `Bulk Cancel Completed`: how a bulk ended, with its totals."""
+
+    bulk_id: BulkId = Field(alias="bulkId")
     selector: dict[str, Any]
+    dry_run: StrictBool = Field(alias="dryRun")
+    outcome: Outcome
+    started_at: Timestamp = Field(alias="startedAt")
+    finished_at: Timestamp = Field(alias="finishedAt")
+    error: str | None = None
 
 
-class _Position(_Strict):
-    progress: BulkProgress
+# --- Bulk Cancel Requested ---------------------------------------------------------------------------
+#
+# A continuation names the link of its bulk's chain it is (`cursor`), with where that link resumes
+# (plain data: the project and page key a page starts at, or the age cutoff) and the running totals
+# for whoever watches the bus. Only the service's own continuations may carry one, and the function
+# honours it only as the link its bulk's state table expects next: where the bulk resumes, and its
+# totals, come from that table, never from the event.
+
+# An ExclusiveStartKey: string attributes only (an id, as a table key, is at most 2,048 bytes).
+PageKey = dict[str, dict[Literal["S"], Annotated[str, StringConstraints(min_length=1, max_length=2048)]]]
 
 
-class ProjectsPosition(_Position):
-    """A bulk over projects resumes with its first project, at this page (None: its first)."""
-
-    start_key: ProjectPageKey | None = Field(default=None, alias="startKey")
-
-
-class OwnerPosition(_Position):
-    """A bulk by owner resumes with this project, at this page, then the owner's projects after
-    it in the owner index."""
-
-    project_id: ProjectId = Field(alias="projectId")
-    start_key: ProjectPageKey | None = Field(default=None, alias="startKey")
-
-    @model_validator(mode="after")
-    def _key_in_project(self) -> OwnerPosition:
-        _check_key_in_project(self.start_key, self.project_id)
-        return self
+class _Cursor(_Strict):
+    link: StrictInt = Field(ge=0)
+    start_key: PageKey | None = Field(default=None, alias="startKey")
+    progress: BulkProgress | None = None
 
 
-class AgePosition(_Position):
-    """A bulk by age resumes with the cutoff its first invocation fixed, at this page."""
+class ProjectsPosition(_Cursor):
+    """A bulk over projects resumes with its `index`-th project (in the request's order, duplicates
+    left out), at this page (None: its first)."""
+
+    index: NonNegativeInt = 0
+
+
+class OwnerPosition(_Cursor):
+    """A bulk by owner resumes with this project (None: the owner's first), at this page, then the
+    owner's projects after it in the owner index."""
+
+    project_id: ProjectId | None = Field(default=None, alias="projectId")
+
+
+class AgePosition(_Cursor):
+    """A bulk by age resumes at this page of the messages before the cutoff its first invocation fixed."""
 
     cutoff: Timestamp
-    start_key: AgePageKey | None = Field(default=None, alias="startKey")
-
-    @model_validator(mode="after")
-    def _key_before_cutoff(self) -> AgePosition:
-        if self.start_key is not None and not self.start_key.updated_at.s < self.cutoff:
-            raise ValueError("the page key is not before the cutoff")
-        return self
-
-
-def _check_key_in_project(key: ProjectPageKey | None, project_id: str) -> None:
-    if key is not None and key.project_id.s != project_id:
-        raise ValueError("the page key belongs to another project")
 
 
 class _BulkSelection(_Strict):
@@ -145,29 +119,44 @@ class _BulkSelection(_Strict):
     # Stop once this many messages were cancelled (counted, for a dry run).
     max_messages: StrictInt | None = Field(default=None, alias="maxMessages", ge=1)
 
+    def request(self) -> dict[str, Any]:
+        """The request as sent, without its id and position: what makes two requests one bulk."""
+        return self.model_dump(by_alias=True, exclude_none=True, exclude={"bulk_id", "cursor"})
+
 
 class BulkByProjects(_BulkSelection):
     project_ids: list[ProjectId] = Field(alias="projectIds", min_length=1)
     cursor: ProjectsPosition | None = None
 
-    @model_validator(mode="after")
-    def _key_in_first_project(self) -> BulkByProjects:
-        if self.cursor is not None:
-            _check_key_in_project(self.cursor.start_key, self.project_ids[0])
-        return self
+    def distinct_project_ids(self) -> list[str]:
+        return list(dict.fromkeys(self.project_ids))
+
+    def selector(self) -> dict[str, Any]:
+        """What the bulk selects, for its report (a long project list is named in part)."""
+        ids = self.distinct_project_ids()
+        return {"projectIds": ids[:REPORTED_PROJECT_IDS], "projectCount": len(ids)}
 
 
 class BulkByOwner(_BulkSelection):
     owner_id: UserId = Field(alias="ownerId")
     cursor: OwnerPosition | None = None
 
+    def selector(self) -> dict[str, Any]:
+        return {"ownerId": self.owner_id}
+
 
 class BulkOlderThan(_BulkSelection):
-    older_than_seconds: StrictInt = Field(alias="olderThanSeconds", ge=MIN_OLDER_THAN_SECONDS)
+    older_than_seconds: StrictInt = Field(
+        alias="olderThanSeconds", ge=MIN_OLDER_THAN_SECONDS, le=MAX_OLDER_THAN_SECONDS
+    )
     cursor: AgePosition | None = None
+
+    def selector(self) -> dict[str, Any]:
+        return {"olderThanSeconds": self.older_than_seconds}
 
 
 BulkSelection = BulkByProjects | BulkByOwner | BulkOlderThan
+Position = ProjectsPosition | OwnerPosition | AgePosition
 
 
 class BulkCancelRequested(EventBridgeModel):

@@ -27,6 +27,7 @@ from cancel_service.adapters.projects import ProjectsTable
 from cancel_service.cancel import CancelService
 from cancel_service.config import (
     agent_state_machine_arn,
+    bulk_state_config,
     clerk_config,
     stop_pace_config,
     store_config,
@@ -78,13 +79,17 @@ def cancel_service() -> CancelService:
 @cache
 def bulk_cancel_service() -> BulkCancelService:
     from cancel_service.adapters.bulk_events import BulkEventPublisher
+    from cancel_service.adapters.bulk_state import BulkStateTable
     from cancel_service.bulk import BulkCancelService
 
+    state = bulk_state_config()
     return BulkCancelService(
         projects=_projects(),
         messages=_messages(),
         cancel_service=cancel_service(),
         events=BulkEventPublisher(store_config().event_bus_name, _events()),
+        states=BulkStateTable(state.table, _dynamodb()),
+        retention_seconds=state.retention_seconds,
     )
 
 

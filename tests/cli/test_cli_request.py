@@ -12,9 +12,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from pydantic import ValidationError
 
 from cancel_service import cli
+from cancel_service.cli.arguments import duration_seconds
 from cancel_service.cli.request import CommandError, bus_of_stack
+from cancel_service.event_models import BulkOlderThan
 from support.constants import BUS_NAME, PROJECT, ROOT
 from support.operator_bus import (
     Bus,
@@ -50,6 +53,23 @@ def test_a_bad_selector_exits_2_naming_the_option_and_sends_nothing(
     assert bus.requests() == []
     assert bus.watch_rules() == []
     assert bus.watch_queues() == []
+
+
+@pytest.mark.parametrize("older_than", ["100000000000s", "3651d"])
+def test_an_age_the_service_refuses_is_refused_before_sending_with_the_services_words(
+    bus: Bus, capsys: pytest.CaptureFixture[str], older_than: str
+) -> None:
+    seconds = duration_seconds(older_than)
+    with pytest.raises(ValidationError) as refused_by_the_service:
+        BulkOlderThan.model_validate({"olderThanSeconds": seconds})
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bulk", "--older-than", older_than, "--bus", BUS_NAME])
+
+    assert exit_.value.code == 2
+    words = refused_by_the_service.value.errors()[0]["msg"]  # "Input should be less than or equal to ..."
+    assert f"--older-than: {seconds}s refused ({words})" in capsys.readouterr().err
+    assert bus.requests() == []
 
 
 def test_either_a_bus_or_a_stack_is_required(bus: Bus, capsys: pytest.CaptureFixture[str]) -> None:

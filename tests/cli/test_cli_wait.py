@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from cancel_service import cli
-from cancel_service.cli.progress import Progress, ProgressDisplay
+from cancel_service.cli.progress import ProgressDisplay
+from cancel_service.event_models import BulkProgress
 from support.constants import BUS_NAME, PROJECT
 from support.operator_bus import (
     BulkFunctionStandIn,
@@ -111,6 +114,69 @@ def test_ctrl_c_while_waiting_cleans_up_and_exits_130(
     assert bus.watch_queues() == []
 
 
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"dryRun": True, "selector": {"ownerId": "user_2someoneelse"}},
+        {"selector": {"projectIds": ["another-project"], "projectCount": 1}},
+        {"dryRun": True},
+        {"startedAt": "2026-11-24T12:00:00.000Z", "finishedAt": "2026-11-24T12:00:04.500Z"},
+    ],
+    ids=["another-owners-dry-run", "another-selection", "a-dry-run", "started-before-the-send"],
+)
+def test_wait_takes_only_the_report_of_the_request_it_sent(
+    bus: Bus, capsys: pytest.CaptureFixture[str], other: dict
+) -> None:
+    with BulkFunctionStandIn(bus, outcome="failed", others_reports=[other]):
+        code = cli.main(
+            [
+                "bulk",
+                "--projects",
+                PROJECT,
+                "--bulk-id",
+                "reused",
+                "--wait",
+                "--timeout",
+                "20s",
+                "--bus",
+                BUS_NAME,
+            ]
+        )
+
+    assert code == 1  # its own report (failed), not the other bulk's
+    output = capsys.readouterr()
+    assert "a report of another bulk with id reused ignored" in output.err
+    assert "bulk reused failed in 4.5 s" in output.out
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_while_waiting_clean_up_like_ctrl_c(
+    bus: Bus, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, signal_name: str
+) -> None:
+    stand_in = BulkFunctionStandIn(bus, interrupt=True)
+    tick = ProgressDisplay.tick
+
+    def tick_or_signal(display: ProgressDisplay) -> None:
+        if stand_in.ctrl_c.is_set():
+            # Delivered to this process between two receives (as a terminal or a supervisor would).
+            os.kill(os.getpid(), getattr(signal, signal_name))
+        tick(display)
+
+    monkeypatch.setattr(ProgressDisplay, "tick", tick_or_signal)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with stand_in:
+            code = cli.main(["bulk", "--projects", PROJECT, "--bulk-id", "b6", "--wait", "--bus", BUS_NAME])
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    assert code == 130
+    assert "bulk b6 goes on in the service" in capsys.readouterr().err
+    assert bus.watch_rules() == []
+    assert bus.watch_queues() == []
+
+
 def test_a_failure_while_setting_up_the_wait_leaves_nothing_behind(
     bus: Bus, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,7 +202,7 @@ def terminal() -> Iterator[Terminal]:
 def test_on_a_terminal_progress_is_one_line_redrawn_with_a_bar(terminal: Terminal) -> None:
     display = ProgressDisplay(terminal)
     display.tick()
-    display.update(Progress(selected=12, cancelled=6, already_finished=1, failed=0, invocations=3))
+    display.update(BulkProgress(selected=12, cancelled=6, alreadyFinished=1, failed=0, invocations=3))
     display.close()
 
     output = terminal.getvalue()
@@ -151,9 +217,9 @@ def test_on_a_terminal_progress_is_one_line_redrawn_with_a_bar(terminal: Termina
 
 def test_progress_never_goes_back_to_an_earlier_total(terminal: Terminal) -> None:
     display = ProgressDisplay(terminal)
-    later = Progress(selected=10, cancelled=8, already_finished=0, failed=0, invocations=3)
+    later = BulkProgress(selected=10, cancelled=8, invocations=3)
     display.update(later)
-    display.update(Progress(selected=5, cancelled=4, already_finished=0, failed=0, invocations=2))
+    display.update(BulkProgress(selected=5, cancelled=4, invocations=2))
 
     assert display.latest == later
     assert "4/5" not in terminal.getvalue()

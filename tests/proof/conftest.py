@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.fault_ledger import TITLE, TOTALS
+from support.fault_ledger import BULK_TOTALS, TITLE, TOTALS, bulk_totals_line
 from support.figures import print_figures, record
 from support.http_faults import FaultPlan, install
 
@@ -20,6 +20,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def fault_matrix_totals() -> Iterator[None]:
     """After the run, the fault matrix's totals under its figures (when any case ran)."""
     yield
+    if BULK_TOTALS["bulks"]:
+        record(TITLE, bulk_totals_line())
     if not TOTALS["cases"]:
         return
     record(

@@ -1,6 +1,8 @@
-"""The fault matrix of the bulk function: every call of a bulk and its continuations failing every
-way AWS fails, then Lambda's retry of the event (what is checked: support/fault_ledger.py); and a
-refused bulk, which neither raises nor calls AWS."""
+"""The fault matrix of the bulk function: every call of a bulk and its continuations (its state
+table's included) failing every way AWS fails, then Lambda's retry of the event; then every bulk
+event of the run delivered again, twice (what is checked: support/fault_ledger.py: one report
+per bulk, no message cancelled past a cap, reports' counts equal to the table's); and a refused
+bulk, which neither raises nor calls AWS."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from support.fault_cases import (
 from support.fault_ledger import (
     Ledger,
     Outcome,
+    check_bulks,
     conclude,
 )
 from support.http_faults import FaultPlan
@@ -36,13 +39,25 @@ from support.store import Store
 pytestmark = pytest.mark.proof
 OWNER_A = "user_2bulkowner"
 BULK_ID = "bulk-proof-1"
+SECOND_BULK_ID = "bulk-proof-2"
+CAP = 4  # of the six messages selected
 BULK_PAGE = 2
 MAX_INVOCATIONS = 40
+LAMBDA_RETRY_AFTER_SECONDS = 180
 
 
 def _bulk_context() -> BudgetContext:
     """Room for two pages: the third is left to a continuation."""
     return BudgetContext(remaining_ms=bulk.SAFETY_MARGIN_MS + 8_000, step_ms=5_000)
+
+
+class _Later(datetime):
+    """The bulk's clock once Lambda's retry comes: after the failed invocation's deadline (the
+    function's timeout), when the lease it could not let go of has run out."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        return datetime.now(tz) + timedelta(seconds=LAMBDA_RETRY_AFTER_SECONDS)
 
 
 @pytest.mark.parametrize("case", BULK_CASES, ids=case_id)
@@ -72,8 +87,14 @@ def test_bulk_cancel_function(
     untouched = {"pa1-done": "completed", "pa2-broke": "failed", "pb1-recent": "processing"}
     by_age = case.call == "Query byStatusAndUpdatedAt"
     detail = {"olderThanSeconds": 3600} if by_age else {"ownerId": OWNER_A}
-    request = eventbridge_event("Bulk Cancel Requested", {**detail, "bulkId": BULK_ID}, source="app.admin")
+    # The first bulk stops at its cap; the operator's second one (another bulkId) takes the rest.
+    caps: dict[str, int | None] = {BULK_ID: CAP, SECOND_BULK_ID: None}
+    request = eventbridge_event(
+        "Bulk Cancel Requested", {**detail, "bulkId": BULK_ID, "maxMessages": CAP}, source="app.admin"
+    )
     queue = [request]
+    invocations = 0
+    delivered: list[dict[str, Any]] = []
     continuations_seen = 0
     ledger = Ledger(store, plan, case, selected, untouched)
     first = ""
@@ -81,19 +102,21 @@ def test_bulk_cancel_function(
     def run_next() -> bool:
         """Invoke the function on the next event; on a raise, keep the event for Lambda's retry."""
         nonlocal continuations_seen, first
+        event = queue[0]
+        bulk_id = event["detail"]["bulkId"]
         ledger.before()
         try:
-            answer = bulk_cancel.handler(queue[0], _bulk_context())
+            answer = bulk_cancel.handler(event, _bulk_context())
         except Exception as error:
-            ledger.after(BULK_ID, False, None)
+            ledger.after(bulk_id, False, None)
             first = first or f"raised {type(error).__name__}"
             return False
-        queue.pop(0)
+        delivered.append(queue.pop(0))
         assert answer["accepted"] is True
         # A bulk that gave up reported it and ended (not retried by Lambda); like a 503, what it
         # lists may miss a write whose answer was lost, and its report says it failed.
         gave_up = answer.get("outcome") == "failed"
-        ledger.after(BULK_ID, not gave_up, answer["messageIds"])
+        ledger.after(bulk_id, not gave_up, answer["messageIds"])
         if gave_up:
             first = "gave up" if first in ("", "returned") else first
             return False
@@ -108,24 +131,41 @@ def test_bulk_cancel_function(
         continuations_seen = len(continuations)
         return True
 
-    invocations = 0
+    def run_all() -> None:
+        nonlocal invocations
+        while queue and invocations < MAX_INVOCATIONS:
+            invocations += 1
+            assert run_next(), "an invocation failed with no fault in force"
+
     with plan.arm(case.fault()):
         while queue and invocations < MAX_INVOCATIONS:
             invocations += 1
             if not run_next():
                 break
-    # The event that raised is delivered again by Lambda, now with the fault gone; a bulk that
-    # gave up is sent again by its operator.
-    retries = 1 if first.startswith("raised") or first == "gave up" else 0
+    # The event that raised is delivered again by Lambda, now with the fault gone (and after the
+    # failed invocation's deadline); a bulk that gave up stays ended.
+    monkeypatch.setattr(bulk, "datetime", _Later)
+    retries = 1 if first.startswith("raised") else 0
     if first == "gave up":
-        queue.append(request)
-    while queue and invocations < MAX_INVOCATIONS:
-        invocations += 1
-        assert run_next(), "an invocation failed with no fault in force"
-    assert not queue, f"the bulk did not finish in {MAX_INVOCATIONS} invocations"
+        queue.clear()
+    run_all()
+    # The operator's second bulk cancels what the first left (past its cap, or after it gave up).
+    queue.append(
+        eventbridge_event("Bulk Cancel Requested", {**detail, "bulkId": SECOND_BULK_ID}, source="app.admin")
+    )
+    run_all()
+    assert not queue, f"the bulks did not finish in {MAX_INVOCATIONS} invocations"
+    # Every bulk event of the run delivered again, twice (EventBridge's second delivery, a late
+    # replay, the operator's same request again): none of them changes or reports anything.
+    for event in delivered * 2:
+        ledger.before()
+        answer = bulk_cancel.handler(event, _bulk_context())
+        ledger.after(event["detail"]["bulkId"], True, answer["messageIds"])
+        assert (answer["messageIds"], answer.get("outcome")) == ([], None)
     outcome = Outcome(first, retries, len(ledger.unlisted), ledger.republished)
     conclude(case, outcome)
     ledger.converged()
+    check_bulks(plan, ledger, caps)
 
 
 @pytest.mark.parametrize(

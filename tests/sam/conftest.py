@@ -134,6 +134,7 @@ def env_vars_file(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "AWS_ENDPOINT_URL": moto.network_url,
         "MESSAGES_TABLE": TABLE_NAMES["MessagesTable"],
         "PROJECTS_TABLE": TABLE_NAMES["ProjectsTable"],
+        "BULK_STATE_TABLE": TABLE_NAMES["BulkStateTable"],
         "EVENT_BUS_NAME": BUS_NAME,
         "CLERK_ISSUER": DEV_ISSUER,
         "CLERK_JWT_KEY": SigningKey.development().public_pem(),

@@ -1,12 +1,15 @@
-"""A bulk's positions (cursors) are honoured only on the service's own continuations, and only
-where they narrow the selection: anything else is refused and changes nothing."""
+"""A bulk's positions (cursors) are honoured only on the service's own continuations, only as the
+link its bulk's state expects, and where it resumes comes from that state: anything else is
+refused and changes nothing."""
 
 from __future__ import annotations
 
 import pytest
 
+from cancel_service import bulk
 from cancel_service.handlers import bulk_cancel
 from support.bulk_scene import LONG_AGO, OWNER_A, RECENTLY, UNCHANGED, bulk_event, roomy_context, statuses
+from support.lambda_context import BudgetContext
 
 FAR_FUTURE_CUTOFF = "9999-12-31T23:59:59.999Z"
 PROGRESS = {"startedAt": LONG_AGO, "selector": {"ownerId": OWNER_A}, "invocations": 1}
@@ -50,30 +53,40 @@ def test_a_continuation_may_not_move_the_cutoff_later(bulk_scene, lambda_context
     assert bulk_scene.status("future") == "processing"
 
 
-def test_an_owner_continuation_cannot_reach_another_owners_project(bulk_scene):
-    answer = bulk_cancel.handler(
-        bulk_event(
-            {"ownerId": OWNER_A, "cursor": {"projectId": "p3", "progress": PROGRESS}},
-            source="app.messages.bulk",
-        ),
-        roomy_context(),
-    )
+def one_page_at_a_time(monkeypatch) -> BudgetContext:
+    monkeypatch.setattr(bulk, "PAGE_SIZE", 1)
+    return BudgetContext(remaining_ms=25_000, step_ms=10_000)
+
+
+def test_an_owner_continuation_cannot_reach_another_owners_project(bulk_scene, route, monkeypatch):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
+    bulk_cancel.handler(bulk_event({"ownerId": OWNER_A, "bulkId": "own"}), one_page_at_a_time(monkeypatch))
+    (continuation,) = continuations.take()
+    continuation["detail"]["cursor"] = {
+        **continuation["detail"]["cursor"],
+        "projectId": "p3",
+        "startKey": None,
+    }
+
+    answer = bulk_cancel.handler(continuation, roomy_context())
 
     assert answer["accepted"] is True
-    assert "c1" not in answer["messageIds"]
+    assert "c1" not in answer["messageIds"]  # where it resumes comes from the bulk's state
     assert bulk_scene.status("c1") == "processing"  # p3 is another owner's
 
 
-def test_an_owner_continuation_resumes_with_the_owners_projects_after_its_position(bulk_scene):
-    answer = bulk_cancel.handler(
-        bulk_event(
-            {"ownerId": OWNER_A, "cursor": {"projectId": "p1", "progress": PROGRESS}},
-            source="app.messages.bulk",
-        ),
-        roomy_context(),
-    )
+def test_an_owner_continuation_resumes_with_the_owners_projects_after_its_position(
+    bulk_scene, route, monkeypatch
+):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
+    pending = [bulk_event({"ownerId": OWNER_A, "bulkId": "resumes"})]
+    cancelled: list[str] = []
+    while pending:
+        answer = bulk_cancel.handler(pending.pop(), one_page_at_a_time(monkeypatch))
+        cancelled.extend(answer["messageIds"])
+        pending.extend(continuations.take())
 
-    assert sorted(answer["messageIds"]) == ["a1", "a3", "b1"]  # p1 (resumed), then p2
+    assert sorted(cancelled) == ["a1", "a3", "b1"]  # p1, then p2
     assert bulk_scene.status("c1") == "processing"
 
 

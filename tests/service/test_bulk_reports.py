@@ -16,6 +16,7 @@ from support.bulk_scene import (
     statuses,
 )
 from support.client_faults import client_error, install
+from support.constants import TABLE_NAMES
 from support.lambda_context import BudgetContext
 
 
@@ -76,10 +77,14 @@ def test_a_bulk_whose_writes_keep_failing_gives_up_and_reports_why(bulk_scene, m
     bulk_cancel.handler(bulk_event({"projectIds": ["nothing-here"]}), roomy_context())  # builds the clients
     reports()
 
-    def throttled(**_kwargs):
+    dynamodb = clients["dynamodb"]
+
+    def throttled(**kwargs):
+        if kwargs["TableName"] != TABLE_NAMES["MessagesTable"]:
+            return dynamodb.real.update_item(**kwargs)  # the bulk's own state
         raise client_error("ProvisionedThroughputExceededException", "UpdateItem")
 
-    clients["dynamodb"].intercept["update_item"] = throttled
+    dynamodb.intercept["update_item"] = throttled
 
     answer = bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}), roomy_context())
 
@@ -108,7 +113,10 @@ def test_when_not_even_the_report_can_be_published_the_invocation_fails_for_lamb
 
 
 @pytest.mark.usefixtures("no_retry_delay")
-def test_a_continuation_that_cannot_be_published_ends_the_bulk_as_failed(store, monkeypatch, reports):
+def test_a_continuation_that_cannot_be_published_is_put_again_by_lambdas_retry_not_reported_failed(
+    store, monkeypatch, reports, route
+):
+    continuations = route("BulkCancelFunction", "BulkCancelRequested")
     clients = install(monkeypatch)
     bulk_cancel.handler(bulk_event({"projectIds": ["nothing-here"]}), roomy_context())  # builds the clients
     reports()
@@ -121,15 +129,20 @@ def test_a_continuation_that_cannot_be_published_ends_the_bulk_as_failed(store, 
         return events.real.put_events(**kwargs)
 
     events.intercept["put_events"] = continuation_refused
+    request = bulk_event({"projectIds": ["p1"], "bulkId": "handoff-refused"})
 
-    # Time for one page only: the second page must go to a continuation.
-    bulk_cancel.handler(bulk_event({"projectIds": ["p1"]}), BudgetContext(remaining_ms=15_000, step_ms=0))
+    # Time for one page only: the second page must go to a continuation, which EventBridge refuses.
+    with pytest.raises(DependencyUnavailable):
+        bulk_cancel.handler(request, BudgetContext(remaining_ms=25_000, step_ms=10_000))
+    assert [store.status(f"m{n:05d}") for n in range(150)].count("cancelled") == 100
+    assert reports() == []
+    del events.intercept["put_events"]
 
-    statuses_now = [store.status(f"m{n:05d}") for n in range(150)]
-    assert statuses_now.count("cancelled") == 100  # the first page stays cancelled
+    retried = bulk_cancel.handler(request, roomy_context())  # Lambda's retry of the same event
+
+    assert retried["messageIds"] == []
+    (continuation,) = continuations.take()
+    last = bulk_cancel.handler(continuation, roomy_context())
+    assert len(last["messageIds"]) == 50
     (report,) = reports()
-    assert (report["outcome"], report["cancelled"], report["error"]) == (
-        "failed",
-        100,
-        "eventbridge unavailable",
-    )
+    assert (report["outcome"], report["cancelled"], report["selected"]) == ("finished", 150, 150)

@@ -15,6 +15,7 @@ TABLE_NAMES = {
     "MessagesTable": "test-messages",
     "ProjectsTable": "test-projects",
     "StopPaceTable": "test-stop-pace",
+    "BulkStateTable": "test-bulk-state",
 }
 BUS_NAME = "test-cancel-bus"
 

@@ -63,7 +63,14 @@ def cases_of(
             yield Case(function, call, Kind.THROTTLE, None, after=partial_after)
 
 
-WRITES = {"UpdateItem", "PutEvents app.messages", "PutEvents app.messages.bulk", "StopExecution"}
+WRITES = {
+    "UpdateItem",
+    "PutEvents app.messages",
+    "PutEvents app.messages.bulk",
+    "StopExecution",
+    "PutItem BulkStateTable",
+    "UpdateItem BulkStateTable",
+}
 CANCEL_CASES = list(
     cases_of(
         "CancelFunction",
@@ -83,6 +90,9 @@ BULK_CASES = list(
             "PutEvents app.messages",
             "UpdateItem",
             "PutEvents app.messages.bulk",
+            "GetItem BulkStateTable",
+            "PutItem BulkStateTable",
+            "UpdateItem BulkStateTable",
         ],
         WRITES,
         STANDARD_ABSORBED,

@@ -22,6 +22,7 @@ reports only the rest); the table counts them per case.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,6 +145,44 @@ class Outcome:
 
 
 TOTALS: Counter[str] = Counter()
+# The bulks of the bulk function's cases: how many, and what each one's report said against the table.
+BULK_TOTALS: Counter[str] = Counter()
+
+
+def check_bulks(plan: FaultPlan, ledger: Ledger, caps: dict[str, int | None]) -> None:
+    """Each bulk of a case (by bulkId, with its cap) published one report (the same event put
+    again after a lost answer is that one report), cancelled no message past its cap, and
+    reported the table's count of the messages it cancelled."""
+    now = ledger.messages()
+    for bulk_id, cap in caps.items():
+        reports = {
+            json.dumps(entry.detail, sort_keys=True)
+            for entry in plan.published_by("app.messages.bulk")
+            if entry.detail_type == "Bulk Cancel Completed" and entry.detail["bulkId"] == bulk_id
+        }
+        in_table = sum(1 for item in now.values() if item.get("cancelRequestId") == bulk_id)
+        past_cap = max(0, in_table - cap) if cap is not None else 0
+        differing = sum(abs(json.loads(report)["cancelled"] - in_table) for report in reports)
+        BULK_TOTALS["bulks"] += 1
+        BULK_TOTALS[f"bulks with {len(reports)} reports"] += 1
+        BULK_TOTALS["cancelled past a cap"] += past_cap
+        BULK_TOTALS["counts differing from the table"] += differing
+        assert len(reports) == 1, f"bulk {bulk_id} published {len(reports)} reports: {sorted(reports)}"
+        assert past_cap == 0, f"bulk {bulk_id} cancelled {past_cap} past its cap {cap}"
+        assert differing == 0, f"bulk {bulk_id} reported {sorted(reports)}, the table says {in_table}"
+
+
+def bulk_totals_line() -> str:
+    reports = ", ".join(
+        f"{name.removeprefix('bulks with ')}: {count}"
+        for name, count in sorted(BULK_TOTALS.items())
+        if name.startswith("bulks with ")
+    )
+    return (
+        f"bulks: {BULK_TOTALS['bulks']}, reports per bulk ({reports}),"
+        f" messages cancelled past a cap: {BULK_TOTALS['cancelled past a cap']},"
+        f" report counts differing from the table: {BULK_TOTALS['counts differing from the table']}"
+    )
 
 
 def conclude(case: Case, outcome: Outcome) -> None:

@@ -8,7 +8,8 @@ shape, a read or connect timeout, a write that applied but whose answer never ar
 PutEvents batch in which some entries failed, an access denial.
 
 Calls are named by operation and what tells the calls of one function apart: `GetItem`,
-`Query byProjectAndStatus`, `PutEvents app.messages`, `UpdateItem`, `StopExecution`, ...
+`Query byProjectAndStatus`, `PutEvents app.messages`, `UpdateItem`, `UpdateItem BulkStateTable`,
+`StopExecution`, ...
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from botocore.retries import bucket
 from moto.core.models import botocore_stubber
 
+from support.constants import TABLE_NAMES
+
 Answer = tuple[int, dict[str, str], str | bytes]
+_NAMED_TABLES = {TABLE_NAMES["BulkStateTable"]: "BulkStateTable"}
 
 
 class Kind(Enum):
@@ -128,7 +132,9 @@ def _parse(request: Any) -> _Request | None:
         raise TypeError("a streamed request body cannot be inspected")
     body = json.loads(raw)
     call = operation
-    if operation == "Query":
+    if body.get("TableName") in _NAMED_TABLES:  # the bulk's own state, apart from the data's calls
+        call = f"{operation} {_NAMED_TABLES[body['TableName']]}"
+    elif operation == "Query":
         call = f"Query {body.get('IndexName', body.get('TableName'))}"
     elif operation == "PutEvents":
         call = f"PutEvents {body['Entries'][0]['Source']}"

@@ -8,10 +8,12 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 
+from cancel_service.models import utc_timestamp
 from support.constants import BUS_NAME, PROJECT
 
 OPERATOR_RULE = "operator-requests"
@@ -44,30 +46,25 @@ class Bus:
 
 
 def progress_detail(bulk_id: str, **totals: int) -> dict[str, Any]:
-    """A continuation as the bulk function publishes it: the rest of the selection, a position,
-    and the running totals."""
+    """A continuation as the bulk function publishes it: the projects left, the link and the
+    position it resumes at, and the running totals."""
     return {
         "projectIds": [PROJECT],
         "bulkId": bulk_id,
         "cursor": {
+            "link": totals.get("invocations", 1),
             "startKey": {"id": {"S": "m1"}, "projectId": {"S": PROJECT}, "status": {"S": "processing"}},
-            "progress": {
-                "selected": 0,
-                "cancelled": 0,
-                "alreadyFinished": 0,
-                "failed": 0,
-                "invocations": 1,
-                "startedAt": "2026-11-24T12:00:00.000Z",
-                **totals,
-            },
+            "progress": {"selected": 0, "cancelled": 0, "alreadyFinished": 0, "failed": 0, **totals},
         },
     }
 
 
 def report_detail(bulk_id: str, outcome: str = "finished", **fields: Any) -> dict[str, Any]:
+    """A report of a bulk over PROJECT started now, that took 4.5 s."""
+    started = datetime.now(UTC)
     return {
         "bulkId": bulk_id,
-        "selector": {"projectIds": [PROJECT]},
+        "selector": {"projectIds": [PROJECT], "projectCount": 1},
         "dryRun": False,
         "outcome": outcome,
         "selected": 3,
@@ -75,8 +72,8 @@ def report_detail(bulk_id: str, outcome: str = "finished", **fields: Any) -> dic
         "alreadyFinished": 1,
         "failed": 0,
         "invocations": 2,
-        "startedAt": "2026-11-24T12:00:00.000Z",
-        "finishedAt": "2026-11-24T12:00:04.500Z",
+        "startedAt": utc_timestamp(started),
+        "finishedAt": utc_timestamp(started + timedelta(seconds=4.5)),
         **fields,
     }
 
@@ -91,6 +88,8 @@ class BulkFunctionStandIn:
     bus: Bus
     outcome: str = "finished"
     interrupt: bool = False
+    # Reports of other bulks that had the same bulkId, published before this bulk's own.
+    others_reports: list[dict[str, Any]] = field(default_factory=list)
     request: dict[str, Any] | None = None
     watch_rule: dict[str, Any] = field(default_factory=dict)
     watch_policy: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +132,8 @@ class BulkFunctionStandIn:
             self.ctrl_c.set()
             return
         bulk_id = self.request["detail"]["bulkId"]
+        for other in self.others_reports:
+            self._publish("Bulk Cancel Completed", {**report_detail(bulk_id), **other})
         for totals in (
             {"selected": 2, "cancelled": 1, "invocations": 1},
             {"selected": 3, "cancelled": 2, "invocations": 2},

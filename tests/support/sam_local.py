@@ -21,7 +21,11 @@ from support.constants import AGENT_STATE_MACHINE_ARN, EVENTS, REGION, ROOT
 from support.store import Store
 
 SETUP = ROOT / "scripts" / "sam-local-setup"
-TABLE_NAMES = {"MessagesTable": "sam-messages", "ProjectsTable": "sam-projects"}
+TABLE_NAMES = {
+    "MessagesTable": "sam-messages",
+    "ProjectsTable": "sam-projects",
+    "BulkStateTable": "sam-bulk-state",
+}
 BUS_NAME = "sam-cancel-bus"
 
 

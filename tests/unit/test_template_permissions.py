@@ -76,7 +76,9 @@ def test_stop_functions_may_only_stop_executions_of_the_agent_and_read_their_own
 
 def test_bulk_function_queries_only_its_indexes_and_publishes_only_its_sources(cfn):
     assert actions(cfn, "BulkCancelFunction") == {
+        "dynamodb:BatchGetItem",
         "dynamodb:GetItem",
+        "dynamodb:PutItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
         "events:PutEvents",
@@ -84,7 +86,9 @@ def test_bulk_function_queries_only_its_indexes_and_publishes_only_its_sources(c
     }
     sids = by_sid(cfn, "BulkCancelFunction")
     assert sids["ReadOwnersProjects"]["Resource"] == index_arn("ProjectsTable", "byOwner")
-    assert sids["CheckOwnerOfResumedProject"]["Resource"] == {"Fn::GetAtt": ["ProjectsTable", "Arn"]}
+    assert sids["KeepBulkState"]["Resource"] == {"Fn::GetAtt": ["BulkStateTable", "Arn"]}
+    assert sids["KeepBulkState"]["Action"] == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert sids["ReadPageInFlight"]["Resource"] == {"Fn::GetAtt": ["MessagesTable", "Arn"]}
     assert sids["ReadProcessingMessages"]["Resource"] == [
         index_arn("MessagesTable", "byProjectAndStatus"),
         index_arn("MessagesTable", "byStatusAndUpdatedAt"),

@@ -1,4 +1,4 @@
-"""EventBridge: a bulk cancel's continuations and its final report."""
+"""EventBridge: a bulk cancel's continuations and its final report, serialized from their models."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from cancel_service.adapters.aws import ENTRY_RETRY, EntryRetry, put_events_retrying
 from cancel_service.errors import DependencyUnavailable
+from cancel_service.event_models import BulkReport, BulkSelection
 from cancel_service.observability import tracer
 
 if TYPE_CHECKING:
@@ -29,14 +30,14 @@ class BulkEventPublisher:
         self._retry = retry
 
     @tracer.capture_method
-    def publish_continuation(self, detail: Mapping[str, Any]) -> None:
-        """Publish the rest of a bulk; raise DependencyUnavailable unless EventBridge accepted it."""
-        self._put(BULK_REQUESTED, detail)
+    def publish_continuation(self, continuation: BulkSelection) -> None:
+        """Publish a bulk's next link; raise DependencyUnavailable unless EventBridge accepted it."""
+        self._put(BULK_REQUESTED, continuation.model_dump(by_alias=True, exclude_none=True))
 
     @tracer.capture_method
-    def publish_report(self, detail: Mapping[str, Any]) -> None:
+    def publish_report(self, report: BulkReport) -> None:
         """Publish how a bulk ended; raise DependencyUnavailable unless EventBridge accepted it."""
-        self._put(BULK_COMPLETED, detail)
+        self._put(BULK_COMPLETED, report.model_dump(by_alias=True, exclude_none=True))
 
     def _put(self, detail_type: str, detail: Mapping[str, Any]) -> None:
         """One event; an entry EventBridge refused is put again (see EntryRetry)."""

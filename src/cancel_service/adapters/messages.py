@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cancel_service.errors import DependencyUnavailable
-from cancel_service.models import CancelRequest, ProcessingMessage
+from cancel_service.models import PROJECT_ID_PATTERN, CancelRequest, ProcessingMessage
 from cancel_service.observability import logger, tracer
 
 if TYPE_CHECKING:
@@ -26,6 +28,9 @@ PROCESSING = "processing"
 CANCELLED = "cancelled"
 FAILED = "failed"
 _PROJECTION = "id, projectId, conversationId, executionArn"
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
+# BatchGetItem's most keys per call.
+MAX_KEYS_PER_BATCH_GET = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +57,18 @@ class MessagePage:
 
     messages: tuple[ProcessingMessage, ...]
     next_key: PageKey | None
+    # Ids of items that are not the contract's message (an attribute missing or out of range):
+    # skipped, never cancelled, so that one bad item cannot stop every read after it.
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionMessage:
-    """A message found by its agent execution, with its status when it was read."""
+    """A message as read by its key or its agent execution, with its status when it was read."""
 
     message: ProcessingMessage
     status: str
+    cancel_request_id: str | None = None
 
 
 class WriteOutcome(Enum):
@@ -84,6 +93,17 @@ def _to_message(item: dict[str, AttributeValueTypeDef]) -> ProcessingMessage:
         project_id=item["projectId"]["S"],
         conversation_id=item.get("conversationId", {}).get("S", ""),
         execution_arn=arn or None,
+    )
+
+
+def _readable(item: dict[str, AttributeValueTypeDef]) -> bool:
+    """The item is a message as the contract has it: a project id of the contract's form, and
+    string attributes where strings are expected."""
+    project_id = item.get("projectId", {}).get("S")
+    return (
+        project_id is not None
+        and _PROJECT_ID.fullmatch(project_id) is not None
+        and all("S" in item[name] for name in ("conversationId", "executionArn") if name in item)
     )
 
 
@@ -121,17 +141,53 @@ class MessagesTable:
         }
         if start_key:
             request["ExclusiveStartKey"] = start_key
-        if limit:
+        if limit is not None:
             request["Limit"] = limit
         try:
             response = self._client.query(**request)
         except (ClientError, BotoCoreError) as error:
             raise DependencyUnavailable("dynamodb") from error
         next_key = response.get("LastEvaluatedKey")
+        items = response.get("Items", [])
+        unreadable = tuple(item["id"]["S"] for item in items if not _readable(item))
+        if unreadable:
+            logger.warning("unreadable messages skipped", extra={"message_ids": unreadable})
         return MessagePage(
-            messages=tuple(_to_message(item) for item in response.get("Items", [])),
+            messages=tuple(_to_message(item) for item in items if _readable(item)),
             next_key={name: {"S": value["S"]} for name, value in next_key.items()} if next_key else None,
+            unreadable=unreadable,
         )
+
+    @tracer.capture_method
+    def current(self, message_ids: Sequence[str]) -> dict[str, ExecutionMessage]:
+        """The messages as they are now (at most MAX_KEYS_PER_BATCH_GET, strongly consistent), by
+        id, with their status and `cancelRequestId`; a missing or unreadable one is left out."""
+        keys: list[dict[str, AttributeValueTypeDef]] = [
+            {"id": {"S": message_id}} for message_id in message_ids
+        ]
+        found: dict[str, ExecutionMessage] = {}
+        while keys:
+            try:
+                response = self._client.batch_get_item(
+                    RequestItems={
+                        self._table_name: {
+                            "Keys": keys,
+                            "ConsistentRead": True,
+                            "ProjectionExpression": f"{_PROJECTION}, #status, cancelRequestId",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                        }
+                    }
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise DependencyUnavailable("dynamodb") from error
+            for item in response.get("Responses", {}).get(self._table_name, []):
+                if _readable(item) and "S" in item.get("status", {}):
+                    found[item["id"]["S"]] = ExecutionMessage(
+                        _to_message(item), item["status"]["S"], item.get("cancelRequestId", {}).get("S")
+                    )
+            unprocessed = response.get("UnprocessedKeys", {})
+            keys = list(unprocessed[self._table_name]["Keys"]) if self._table_name in unprocessed else []
+        return found
 
     @tracer.capture_method
     def of_execution(self, execution_arn: str) -> list[ExecutionMessage]:

@@ -3,7 +3,9 @@
 `cancel-service bulk` asks for a bulk cancel the way any operator tool may (a `Bulk Cancel
 Requested` event on the service's bus), and with `--wait` follows it to its end: a temporary
 queue and rule on the bus receive the bulk's continuations (its running totals) and its
-`Bulk Cancel Completed` report, and are deleted however the command ends.
+`Bulk Cancel Completed` report, and are deleted however the command ends (Ctrl-C, SIGTERM and
+SIGHUP included). The report taken is the one of the request sent: its bulkId, dry run and
+selector, started after the request was sent.
 
 Credentials, region and endpoint come from the standard AWS environment (AWS_ENDPOINT_URL
 reaches the local stack). No Lambda function imports this package.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import uuid
 from collections.abc import Sequence
@@ -26,23 +29,33 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import TypeAdapter
 
 from cancel_service.cli.arguments import PROG, build_parser, bulk_detail
-from cancel_service.cli.progress import ProgressDisplay, follow
+from cancel_service.cli.progress import ProgressDisplay, SentRequest, follow
 from cancel_service.cli.report import describe_selector, report_lines
 from cancel_service.cli.request import CommandError, bus_of_stack, put_bulk_request
 from cancel_service.cli.watch import ReportWatch
+from cancel_service.event_models import BulkReport, BulkSelection
+from cancel_service.models import utc_timestamp
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # argparse's own code for a refused command line
 EXIT_TIMEOUT = 3
 EXIT_INTERRUPTED = 130  # what a shell reports for Ctrl-C
+_SELECTION: TypeAdapter[BulkSelection] = TypeAdapter(BulkSelection)
 
 
-def exit_code_of(report: dict[str, Any]) -> int:
+def exit_code_of(report: BulkReport) -> int:
     """0 when the bulk finished or reached its cap (dry runs included), 1 otherwise."""
-    return EXIT_OK if report.get("outcome") in ("finished", "capped") else EXIT_FAILED
+    return EXIT_OK if report.outcome in ("finished", "capped") else EXIT_FAILED
+
+
+def _sent(detail: dict[str, Any]) -> SentRequest:
+    """The request about to be sent, as its report will name it (the service's own selector)."""
+    selection = _SELECTION.validate_python(detail)
+    return SentRequest(selection.bulk_id or "", selection.dry_run, selection.selector(), utc_timestamp())
 
 
 def run_bulk(args: argparse.Namespace, detail: dict[str, Any]) -> int:
@@ -60,11 +73,12 @@ def run_bulk(args: argparse.Namespace, detail: dict[str, Any]) -> int:
         return EXIT_OK
     with ReportWatch(events, session.client("sqs"), bus, bulk_id, sys.stderr) as watch:
         watch.wait_until_live()
+        sent = _sent(detail)
         put_bulk_request(events, bus, detail)
         print(f"bulk {bulk_id} requested on bus {bus} ({describe_selector(detail)}); waiting", file=human)
         display = ProgressDisplay(sys.stderr)
         try:
-            report = follow(watch, args.timeout, display)
+            report = follow(watch, args.timeout, display, sent, sys.stderr)
         except KeyboardInterrupt:
             display.close()
             print(f"{PROG}: interrupted; bulk {bulk_id} goes on in the service", file=sys.stderr)
@@ -81,11 +95,19 @@ def run_bulk(args: argparse.Namespace, detail: dict[str, Any]) -> int:
     for line in report_lines(report):
         print(line, file=human)
     if args.json:
-        print(json.dumps(report))
+        print(report.model_dump_json(by_alias=True, exclude_none=True))
     return exit_code_of(report)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # A terminal closed (SIGHUP) or a supervisor stopping the command (SIGTERM) end it as Ctrl-C
+    # does, so that the temporary rule and queue of --wait are deleted however it ends.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     parser, bulk_parser = build_parser()
     args = parser.parse_args(argv)
     bulk_id = args.bulk_id if args.bulk_id is not None else uuid.uuid4().hex

@@ -8,7 +8,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pydantic import ValidationError
+
 from cancel_service.adapters.bulk_events import BULK_COMPLETED, BULK_SOURCE
+from cancel_service.cli.arguments import PROG
+from cancel_service.event_models import BulkProgress, BulkReport
 
 if TYPE_CHECKING:
     from cancel_service.cli.watch import ReportWatch
@@ -18,39 +22,32 @@ RECEIVE_WAIT_SECONDS = 1
 BAR_WIDTH = 24
 
 
+def progress_of(detail: dict[str, Any]) -> BulkProgress | None:
+    """A continuation's running totals (`cursor.progress`), if it carries them."""
+    cursor = detail.get("cursor")
+    totals = cursor.get("progress") if isinstance(cursor, dict) else None
+    try:
+        return BulkProgress.model_validate(totals)
+    except ValidationError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
-class Progress:
-    """A continuation's running totals (`cursor.progress`)."""
+class SentRequest:
+    """What the command asked for: a report is this request's only when it matches it all (a
+    bulkId may have served another bulk before, over another selection or as a dry run)."""
 
-    selected: int
-    cancelled: int
-    already_finished: int
-    failed: int
-    invocations: int
+    bulk_id: str
+    dry_run: bool
+    selector: dict[str, Any]
+    sent_at: str
 
-    @classmethod
-    def of(cls, detail: dict[str, Any]) -> Progress | None:
-        cursor = detail.get("cursor")
-        totals = cursor.get("progress") if isinstance(cursor, dict) else None
-        if not isinstance(totals, dict):
-            return None
-
-        def count(name: str) -> int:
-            value = totals.get(name)
-            return value if isinstance(value, int) else 0
-
-        return cls(
-            count("selected"),
-            count("cancelled"),
-            count("alreadyFinished"),
-            count("failed"),
-            count("invocations"),
-        )
-
-    def line(self) -> str:
+    def reported_by(self, report: BulkReport) -> bool:
         return (
-            f"{self.cancelled}/{self.selected} cancelled, {self.already_finished} already finished, "
-            f"{self.failed} failed, {self.invocations} invocation{'s' if self.invocations != 1 else ''}"
+            report.bulk_id == self.bulk_id
+            and report.dry_run == self.dry_run
+            and report.selector == self.selector
+            and report.started_at >= self.sent_at
         )
 
 
@@ -62,15 +59,15 @@ class ProgressDisplay:
         self._stream = stream
         self._live = stream.isatty()
         self._spinner = itertools.cycle("|/-\\")
-        self._latest: Progress | None = None
+        self._latest: BulkProgress | None = None
         self._started = time.monotonic()
         self._drawn = 0
 
     @property
-    def latest(self) -> Progress | None:
+    def latest(self) -> BulkProgress | None:
         return self._latest
 
-    def update(self, progress: Progress) -> None:
+    def update(self, progress: BulkProgress) -> None:
         # Continuations split over several events may arrive out of order; the line never goes
         # back to an earlier total.
         if self._latest is not None and progress.invocations < self._latest.invocations:
@@ -103,8 +100,10 @@ class ProgressDisplay:
             self._drawn = 0
 
 
-def follow(watch: ReportWatch, timeout_seconds: float, display: ProgressDisplay) -> dict[str, Any] | None:
-    """The bulk's report, showing its progress meanwhile; None when none came in time."""
+def follow(
+    watch: ReportWatch, timeout_seconds: float, display: ProgressDisplay, sent: SentRequest, log: TextIO
+) -> BulkReport | None:
+    """The report of the request sent, showing its progress meanwhile; None when none came in time."""
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         for event in watch.receive(RECEIVE_WAIT_SECONDS):
@@ -112,9 +111,21 @@ def follow(watch: ReportWatch, timeout_seconds: float, display: ProgressDisplay)
             if event.get("source") != BULK_SOURCE or not isinstance(detail, dict):
                 continue  # this command's own request and probes
             if event.get("detail-type") == BULK_COMPLETED:
-                return detail
-            progress = Progress.of(detail)
+                report = _report(detail)
+                if report is not None and sent.reported_by(report):
+                    return report
+                display.close()
+                print(f"{PROG}: a report of another bulk with id {sent.bulk_id} ignored", file=log)
+                continue
+            progress = progress_of(detail)
             if progress is not None:
                 display.update(progress)
         display.tick()
     return None
+
+
+def _report(detail: dict[str, Any]) -> BulkReport | None:
+    try:
+        return BulkReport.model_validate(detail)
+    except ValidationError:
+        return None

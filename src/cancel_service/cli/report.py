@@ -1,4 +1,4 @@
-"""The bulk's `Bulk Cancel Completed` report, as the operator reads it."""
+"""The bulk's `Bulk Cancel Completed` report (the service's own model of it), as the operator reads it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+
+from cancel_service.event_models import BulkReport
 
 
 def describe_selector(selector: Any) -> str:
@@ -20,32 +22,28 @@ def describe_selector(selector: Any) -> str:
     return json.dumps(selector)
 
 
-def _took(report: dict[str, Any]) -> str:
-    try:
-        started = datetime.fromisoformat(str(report["startedAt"]).replace("Z", "+00:00"))
-        finished = datetime.fromisoformat(str(report["finishedAt"]).replace("Z", "+00:00"))
-    except (KeyError, ValueError):
-        return ""
+def _took(report: BulkReport) -> str:
+    started = datetime.fromisoformat(report.started_at.replace("Z", "+00:00"))
+    finished = datetime.fromisoformat(report.finished_at.replace("Z", "+00:00"))
     return f" in {(finished - started).total_seconds():.1f} s"
 
 
-def report_lines(report: dict[str, Any]) -> Iterator[str]:
-    dry_run = report.get("dryRun") is True
+def report_lines(report: BulkReport) -> Iterator[str]:
     yield (
-        f"bulk {report.get('bulkId')} {report.get('outcome')}{_took(report)}"
-        + (" (dry run: nothing was changed)" if dry_run else "")
+        f"bulk {report.bulk_id} {report.outcome}{_took(report)}"
+        + (" (dry run: nothing was changed)" if report.dry_run else "")
     )
-    rows = [
-        ("selection", describe_selector(report.get("selector"))),
-        ("selected", report.get("selected")),
-        ("cancelled", report.get("cancelled")),
-        ("already finished", report.get("alreadyFinished")),
-        ("failed", report.get("failed")),
-        ("invocations", report.get("invocations")),
-        ("started", report.get("startedAt")),
-        ("finished", report.get("finishedAt")),
+    rows: list[tuple[str, object]] = [
+        ("selection", describe_selector(report.selector)),
+        ("selected", report.selected),
+        ("cancelled", report.cancelled),
+        ("already finished", report.already_finished),
+        ("failed", report.failed),
+        ("invocations", report.invocations),
+        ("started", report.started_at),
+        ("finished", report.finished_at),
     ]
-    if report.get("error"):
-        rows.append(("error", report["error"]))
+    if report.error:
+        rows.append(("error", report.error))
     for label, value in rows:
         yield f"  {label:<17} {value}"

@@ -2,8 +2,10 @@
 continuations, and the scheduled sweep of messages stuck in processing (same event shape).
 
 A request that can never succeed (a detail of no bulk shape, the cancel events' own source, a
-position it may not carry) is logged as rejected and the invocation succeeds: retrying it could
-never help, and it must change nothing. Any other failure is raised for Lambda's retries.
+position it may not carry, a known bulkId with another selection) is logged as rejected and the
+invocation succeeds: retrying it could never help, and it must change nothing. An event of work
+that is done or under way (a retry, a second delivery, a replay) succeeds doing nothing. Any
+other failure is raised for Lambda's retries.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pydantic import ValidationError
 
 from cancel_service.adapters.bulk_events import BULK_SOURCE
 from cancel_service.adapters.cancel_events import SOURCE as CANCEL_EVENT_SOURCE
-from cancel_service.errors import InvalidBulkRequest
+from cancel_service.errors import BulkIdInUse, InvalidBulkRequest
 from cancel_service.event_models import BulkCancelRequested
 from cancel_service.observability import logger, metrics, tracer
 from cancel_service.runtime import bulk_cancel_service
@@ -53,26 +55,33 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         bulk_id=bulk_id, bulk_shape=type(selection).__name__, resumed=selection.cursor is not None
     )
     try:
-        progress = bulk_cancel_service().run(
+        run = bulk_cancel_service().run(
             selection,
             bulk_id,
             context.get_remaining_time_in_millis,
             continuation=request.source == BULK_SOURCE,
         )
+    except BulkIdInUse as error:
+        metrics.add_metric(name="BulkIdConflicts", unit=MetricUnit.Count, value=1)
+        return _rejected(str(error))
     except InvalidBulkRequest as error:
         return _rejected(str(error))
-    metrics.add_metric(name="MessagesCancelled", unit=MetricUnit.Count, value=len(progress.cancelled_ids))
-    if progress.outcome is not None:
-        metrics.add_metric(name=f"BulkCancels{progress.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    if run.skipped is not None:
+        # A retry, a second delivery or a replay of work that is done or under way: nothing to do.
+        metrics.add_metric(name="BulkEventsSkipped", unit=MetricUnit.Count, value=1)
+        logger.info(f"bulk event skipped: {run.skipped}")
+    metrics.add_metric(name="MessagesCancelled", unit=MetricUnit.Count, value=len(run.cancelled_ids))
+    if run.outcome is not None:
+        metrics.add_metric(name=f"BulkCancels{run.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info(
         "bulk cancel step done",
-        extra={"cancelled_count": len(progress.cancelled_ids), "continued": progress.continued},
+        extra={"cancelled_count": len(run.cancelled_ids), "continued": run.continued},
     )
     answer: dict[str, Any] = {
         "accepted": True,
-        "messageIds": list(progress.cancelled_ids),
-        "continued": progress.continued,
+        "messageIds": list(run.cancelled_ids),
+        "continued": run.continued,
     }
-    if progress.outcome is not None:
-        answer["outcome"] = progress.outcome
+    if run.outcome is not None:
+        answer["outcome"] = run.outcome
     return answer
