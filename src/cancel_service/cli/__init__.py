@@ -3,7 +3,9 @@
 `cancel-service bulk` asks for a bulk cancel the way any operator tool may (a `Bulk Cancel
 Requested` event on the service's bus), and with `--wait` follows it to its end: a temporary
 queue and rule on the bus receive the bulk's continuations (its running totals) and its
-`Bulk Cancel Completed` report, and are deleted however the command ends.
+`Bulk Cancel Completed` report, and are deleted however the command ends. `cancel-service status`
+shows the stop lanes' backlogs and the dead letters; `cancel-service redrive` puts dead letters
+back on their lane.
 
 Credentials, region and endpoint come from the standard AWS environment (AWS_ENDPOINT_URL
 reaches the local stack). No Lambda function imports this package.
@@ -12,7 +14,9 @@ reaches the local stack). No Lambda function imports this package.
 - `request`: the bus, and putting the request on it;
 - `watch`: the temporary queue and rule that receive the bulk's events;
 - `progress`: following the bulk to its report, showing its running totals;
-- `report`: the report as the operator reads it.
+- `report`: the report as the operator reads it;
+- `stack`, `queues`: the service's stack (outputs, parameters) and its queues, lanes or dead letters;
+- `status`, `redrive`: those two commands.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import argparse
 import json
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cancel_service.cli import redrive, status
 from cancel_service.cli.arguments import PROG, build_parser, bulk_detail
 from cancel_service.cli.progress import ProgressDisplay, follow
 from cancel_service.cli.report import describe_selector, report_lines
@@ -86,15 +91,22 @@ def run_bulk(args: argparse.Namespace, detail: dict[str, Any]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, bulk_parser = build_parser()
+    parser, bulk_parser = build_parser(more_commands=(status.add_parser, redrive.add_parser))
     args = parser.parse_args(argv)
+    if args.command != "bulk":
+        return _guarded(lambda: int(args.run(args)))
     bulk_id = args.bulk_id if args.bulk_id is not None else uuid.uuid4().hex
     try:
         detail = bulk_detail(args, bulk_id)
     except ValueError as refusal:
         bulk_parser.error(str(refusal))  # exits with EXIT_USAGE; nothing was sent
+    return _guarded(lambda: run_bulk(args, detail))
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """Run a command; what stops it becomes a message on stderr and an exit code."""
     try:
-        return run_bulk(args, detail)
+        return run()
     except CommandError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
     except (ClientError, BotoCoreError) as error:
