@@ -231,7 +231,7 @@ def status_lines(report: dict[str, Any]) -> list[str]:
         if lane["paced"]:
             left = lane["timeLeftSeconds"]
             lines.append(
-                f"    bulk lane: {format_duration(left)} left at {rate:g} stops/s (at least: retries share the rate)"
+                f"    bulk lane: {format_duration(left)} left at {rate:g} stops/s (at least: retries count)"
                 if left is not None
                 else f"    bulk lane: time left unknown (give --rate, or --stack for its {RATE_PARAMETER})"
             )
