@@ -83,7 +83,11 @@ def record_stack(cloudformation: Any, template: Template, outputs: dict[str, str
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Parameters": {name: {"Type": "String"} for name in template.parameters},
-        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        # A template needs a resource; this one is never created (its condition never holds).
+        "Conditions": {"Never": {"Fn::Equals": ["local", "deployed"]}},
+        "Resources": {
+            "Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle", "Condition": "Never"}
+        },
         "Outputs": {key: {"Value": value} for key, value in values.items()},
     }
     cloudformation.create_stack(
