@@ -7,7 +7,6 @@ back to their lane and their agents are stopped."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -20,7 +19,7 @@ import pytest
 
 from devstack.constants import STACK_NAME
 from devstack.demo import stand_in_agent_arn
-from support.local_stack import StackProcess, wait_until
+from support.local_stack import StackProcess, operator_aws_environment, wait_until
 
 CLI = Path(sys.executable).parent / "cancel-service"
 # Slow enough that a backlog of a few hundred stops lasts the test through.
@@ -38,16 +37,7 @@ def stack() -> Iterator[StackProcess]:
 
 @pytest.fixture(scope="module")
 def aws_environment(stack: StackProcess) -> dict[str, str]:
-    environment = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": stack.state["awsEndpoint"],
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
-    environment.pop("AWS_PROFILE", None)
-    return environment
+    return operator_aws_environment(stack)
 
 
 def client(stack: StackProcess, service: str) -> Any:
