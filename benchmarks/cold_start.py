@@ -17,6 +17,7 @@ floor.
               and Lambda's (tracing as the template sets it, an X-Ray trace header), import the
               handler, build what its first request builds, fetch the JWKS and verify the same
               token through the service's verifier
+    untraced  `deployed` with POWERTOOLS_TRACE_DISABLED=true: what tracing costs
 
 Both JWKS fetches go to one JWKS server on 127.0.0.1 that this script runs. Every variant runs
 with only the packages the function gets when deployed: src/requirements.txt and the boto3 of
@@ -144,6 +145,10 @@ def variants(jwks_url: str, token: str) -> dict[str, tuple[str, dict[str, str]]]
         ),
         "floor": (FLOOR, ENVIRONMENT | verification),
         "deployed": (DEPLOYED, deployed_environment(jwks_url) | verification),
+        "untraced": (
+            DEPLOYED,
+            deployed_environment(jwks_url) | verification | {"POWERTOOLS_TRACE_DISABLED": "true"},
+        ),
     }
 
 
