@@ -21,9 +21,6 @@ from cancel_service.cli.queues import Queue
 from cancel_service.cli.redrive import Move, redrive
 from support.service_queues import SERVICE_STACK, ServiceQueues
 
-DEAD = f"{SERVICE_STACK}-StopRequestsDeadLetterQueue"
-LANE = f"{SERVICE_STACK}-StopRequestsQueue"
-
 
 def stop(message_id: str) -> dict[str, Any]:
     return {"detail-type": "Message Cancel Requested", "detail": {"messageId": message_id}}
@@ -42,15 +39,16 @@ def no_move_task(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_moves_every_dead_letter_back_to_its_lane_with_its_attributes_and_counts_them(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    service.send("StopRequestsDeadLetterQueue", [stop(f"m{index}") for index in range(25)], origin="rule")
+    dead, lane = service.names[service.bulk_dead_letters], service.names[service.bulk_lane]
+    service.send(service.bulk_dead_letters, [stop(f"m{index}") for index in range(25)], origin="rule")
 
     assert cli.main(["redrive", "--stack", SERVICE_STACK, "--json"]) == 0
 
     captured = capsys.readouterr()
-    (move,) = json.loads(captured.out)["moves"]
+    (move,) = [move for move in json.loads(captured.out)["moves"] if move["source"] == dead]
     assert move | {"source_url": "", "destination_url": ""} == {
-        "source": DEAD,
-        "destination": LANE,
+        "source": dead,
+        "destination": lane,
         "source_url": "",
         "destination_url": "",
         "messages": 25,
@@ -61,9 +59,9 @@ def test_moves_every_dead_letter_back_to_its_lane_with_its_attributes_and_counts
         "error": None,
     }
     assert "UnsupportedOperation): moving by receive, send, delete" in captured.err
-    assert f"moved 25 message(s) from {DEAD} to {LANE} (receive-send)" in captured.err
-    assert service.drain("StopRequestsDeadLetterQueue") == []
-    moved = service.drain("StopRequestsQueue")
+    assert f"moved 25 message(s) from {dead} to {lane} (receive-send)" in captured.err
+    assert service.drain(service.bulk_dead_letters) == []
+    moved = service.drain(service.bulk_lane)
     assert sorted(json.loads(message["Body"])["detail"]["messageId"] for message in moved) == sorted(
         f"m{index}" for index in range(25)
     )
@@ -73,18 +71,20 @@ def test_moves_every_dead_letter_back_to_its_lane_with_its_attributes_and_counts
 def test_a_dry_run_counts_and_moves_nothing(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    service.send("StopRequestsDeadLetterQueue", [stop("m1"), stop("m2")])
+    dead, lane = service.names[service.bulk_dead_letters], service.names[service.bulk_lane]
+    service.send(service.bulk_dead_letters, [stop("m1"), stop("m2")])
 
     assert cli.main(["redrive", "--stack", SERVICE_STACK, "--dry-run"]) == 0
 
-    assert f"would move 2 message(s) from {DEAD} to {LANE} (dry run)" in capsys.readouterr().out
-    assert len(service.drain("StopRequestsDeadLetterQueue")) == 2
-    assert service.drain("StopRequestsQueue") == []
+    assert f"would move 2 message(s) from {dead} to {lane} (dry run)" in capsys.readouterr().out
+    assert len(service.drain(service.bulk_dead_letters)) == 2
+    assert service.drain(service.bulk_lane) == []
 
 
 def test_messages_the_lane_refuses_stay_in_the_dead_letter_queue_and_exit_1(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    dead, lane = service.names[service.bulk_dead_letters], service.names[service.bulk_lane]
     sent = SQSBackend.send_message_batch
 
     def refusing(self: SQSBackend, queue_name: str, entries: dict[str, dict[str, Any]]) -> Any:
@@ -96,24 +96,22 @@ def test_messages_the_lane_refuses_stay_in_the_dead_letter_queue_and_exit_1(
             for entry in refused.values()
         ]
 
-    service.send("StopRequestsDeadLetterQueue", [stop("m1"), stop("refused"), stop("m3")])
+    service.send(service.bulk_dead_letters, [stop("m1"), stop("refused"), stop("m3")])
     monkeypatch.setattr(SQSBackend, "send_message_batch", refusing)
 
     assert cli.main(["redrive", "--stack", SERVICE_STACK]) == 1
 
     assert (
-        f"moved 2 message(s) from {DEAD} to {LANE} (receive-send); 1 could not be sent"
+        f"moved 2 message(s) from {dead} to {lane} (receive-send); 1 could not be sent"
         in capsys.readouterr().out
     )
-    assert sorted(
-        json.loads(m["Body"])["detail"]["messageId"] for m in service.drain("StopRequestsQueue")
-    ) == [
+    assert sorted(json.loads(m["Body"])["detail"]["messageId"] for m in service.drain(service.bulk_lane)) == [
         "m1",
         "m3",
     ]
     # The refused one is still there, invisible until its receive's visibility timeout ends.
     attributes = service.sqs.get_queue_attributes(
-        QueueUrl=service.urls["StopRequestsDeadLetterQueue"],
+        QueueUrl=service.urls[service.bulk_dead_letters],
         AttributeNames=["ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"
@@ -122,17 +120,19 @@ def test_messages_the_lane_refuses_stay_in_the_dead_letter_queue_and_exit_1(
 def test_a_named_dead_letter_queue_goes_back_to_the_queue_whose_redrive_policy_names_it(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    service.send("StopRequestsDeadLetterQueue", [stop("m1")])
+    dead, lane = service.names[service.bulk_dead_letters], service.names[service.bulk_lane]
+    service.send(service.bulk_dead_letters, [stop("m1")])
 
-    assert cli.main(["redrive", "--queue", DEAD]) == 0
+    assert cli.main(["redrive", "--queue", dead]) == 0
 
-    assert f"moved 1 message(s) from {DEAD} to {LANE}" in capsys.readouterr().out
-    assert len(service.drain("StopRequestsQueue")) == 1
+    assert f"moved 1 message(s) from {dead} to {lane}" in capsys.readouterr().out
+    assert len(service.drain(service.bulk_lane)) == 1
 
 
 def test_a_queue_without_a_source_needs_to_and_to_takes_them_there(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    lane = service.names[service.bulk_lane]
     undelivered = f"{SERVICE_STACK}-UndeliveredEventsQueue"
     service.send("UndeliveredEventsQueue", [stop("m1")])
 
@@ -140,38 +140,40 @@ def test_a_queue_without_a_source_needs_to_and_to_takes_them_there(
     assert f"{undelivered} is the dead-letter queue of 0 queues: name the destination with --to" in (
         capsys.readouterr().err
     )
-    assert len(service.drain("StopRequestsQueue")) == 0
+    assert len(service.drain(service.bulk_lane)) == 0
 
-    assert cli.main(["redrive", "--queue", undelivered, "--to", LANE]) == 0
-    assert len(service.drain("StopRequestsQueue")) == 1
+    assert cli.main(["redrive", "--queue", undelivered, "--to", lane]) == 0
+    assert len(service.drain(service.bulk_lane)) == 1
 
 
-@pytest.mark.usefixtures("service")
-def test_an_empty_dead_letter_queue_has_nothing_to_move(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_empty_dead_letter_queue_has_nothing_to_move(
+    service: ServiceQueues, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = service.names[service.bulk_dead_letters]
     assert cli.main(["redrive", "--stack", SERVICE_STACK]) == 0
 
-    assert f"nothing to move from {DEAD}" in capsys.readouterr().out
+    assert f"nothing to move from {dead}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     ("arguments", "named"),
     [
         ([], "one of the arguments --stack --queue is required"),
-        (["--stack", SERVICE_STACK, "--to", LANE], "--to goes with --queue"),
-        (["--stack", SERVICE_STACK, "--queue", DEAD], "not allowed with"),
+        (["--stack", SERVICE_STACK, "--to", "some-queue"], "--to goes with --queue"),
+        (["--stack", SERVICE_STACK, "--queue", "some-queue"], "not allowed with"),
     ],
 )
 def test_a_refused_command_line_exits_2_and_moves_nothing(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str], arguments: list[str], named: str
 ) -> None:
-    service.send("StopRequestsDeadLetterQueue", [stop("m1")])
+    service.send(service.bulk_dead_letters, [stop("m1")])
 
     with pytest.raises(SystemExit) as exit_:
         cli.main(["redrive", *arguments])
 
     assert exit_.value.code == 2
     assert named in capsys.readouterr().err
-    assert len(service.drain("StopRequestsDeadLetterQueue")) == 1
+    assert len(service.drain(service.bulk_dead_letters)) == 1
 
 
 @pytest.mark.usefixtures("service")
@@ -183,9 +185,9 @@ def test_an_unknown_stack_exits_1_naming_it(capsys: pytest.CaptureFixture[str]) 
 
 # --- the message move task, where the endpoint offers it (AWS's answers, stubbed) -----------------
 
-DEAD_QUEUE = Queue(DEAD, "https://sqs/dead", "arn:aws:sqs:us-east-1:123456789012:dead", 7, 0, 0, None)
+DEAD_QUEUE = Queue("dead", "https://sqs/dead", "arn:aws:sqs:us-east-1:123456789012:dead", 7, 0, 0, None)
 LANE_QUEUE = Queue(
-    LANE, "https://sqs/lane", "arn:aws:sqs:us-east-1:123456789012:lane", 0, 0, 0, DEAD_QUEUE.arn
+    "lane", "https://sqs/lane", "arn:aws:sqs:us-east-1:123456789012:lane", 0, 0, 0, DEAD_QUEUE.arn
 )
 
 
@@ -214,7 +216,7 @@ def test_the_move_task_is_followed_to_its_end_and_its_count_reported(
         )
         stub.add_response("list_message_move_tasks", task("RUNNING", 2), listed)
         stub.add_response("list_message_move_tasks", ending, listed)
-        move = Move(DEAD, LANE, DEAD_QUEUE.url, LANE_QUEUE.url, 7, dry_run=False)
+        move = Move("dead", "lane", DEAD_QUEUE.url, LANE_QUEUE.url, 7, dry_run=False)
 
         redrive(sqs, DEAD_QUEUE, LANE_QUEUE, move, io.StringIO())
 

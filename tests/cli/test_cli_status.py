@@ -36,20 +36,20 @@ def dead_letters(report: dict[str, Any], logical_id: str) -> dict[str, Any]:
 def test_a_bulk_backlog_shows_its_depth_in_flight_and_time_left_at_the_stacks_rate(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    service.send("StopRequestsQueue", [STOP] * 250)
-    service.sqs.receive_message(QueueUrl=service.urls["StopRequestsQueue"], MaxNumberOfMessages=10)
-    service.send("StopRequestsDeadLetterQueue", [STOP] * 3)
+    service.send(service.bulk_lane, [STOP] * 250)
+    service.sqs.receive_message(QueueUrl=service.urls[service.bulk_lane], MaxNumberOfMessages=10)
+    service.send(service.bulk_dead_letters, [STOP] * 3)
     service.send("UndeliveredEventsQueue", [STOP])
 
     report = status_json(capsys, "--stack", SERVICE_STACK)
 
     assert report["stopExecutionsPerSecond"] == float(STOP_RATE)
-    stops = lane(report, "StopRequestsQueue")
+    stops = lane(report, service.bulk_lane)
     assert (stops["waiting"], stops["inFlight"], stops["delayed"]) == (240, 10, 0)
     assert stops["paced"] is True
     assert stops["timeLeftSeconds"] == 250 / float(STOP_RATE)
-    assert dead_letters(report, "StopRequestsDeadLetterQueue")["messages"] == 3
-    assert dead_letters(report, "StopRequestsDeadLetterQueue")["from"] == [stops["name"]]
+    assert dead_letters(report, service.bulk_dead_letters)["messages"] == 3
+    assert dead_letters(report, service.bulk_dead_letters)["from"] == [stops["name"]]
     assert dead_letters(report, "UndeliveredEventsQueue") | {"url": ""} == {
         "name": f"{SERVICE_STACK}-UndeliveredEventsQueue",
         "url": "",
@@ -59,7 +59,7 @@ def test_a_bulk_backlog_shows_its_depth_in_flight_and_time_left_at_the_stacks_ra
     assert dead_letters(report, "FailedEventsQueue")["messages"] == 0
     # Reading the status received nothing: no stop came any closer to its dead-letter queue.
     attributes = service.sqs.get_queue_attributes(
-        QueueUrl=service.urls["StopRequestsQueue"], AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+        QueueUrl=service.urls[service.bulk_lane], AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "10"
 
@@ -67,8 +67,8 @@ def test_a_bulk_backlog_shows_its_depth_in_flight_and_time_left_at_the_stacks_ra
 def test_the_human_status_says_how_long_the_bulk_lane_needs_and_how_to_redrive(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    service.send("StopRequestsQueue", [STOP] * 25)
-    service.send("StopRequestsDeadLetterQueue", [STOP] * 2)
+    service.send(service.bulk_lane, [STOP] * 25)
+    service.send(service.bulk_dead_letters, [STOP] * 2)
 
     assert cli.main(["status", "--stack", SERVICE_STACK, "--rate", "0.5"]) == 0
 
@@ -77,7 +77,7 @@ def test_the_human_status_says_how_long_the_bulk_lane_needs_and_how_to_redrive(
     assert "bulk lane: 50s left at 0.5 stops/s" in out
     assert "`cancel-service redrive` moves dead letters back to their lane" in out
     (line,) = [
-        line for line in out.splitlines() if line.strip().startswith(f"{SERVICE_STACK}-StopRequestsQueue")
+        line for line in out.splitlines() if line.strip().startswith(service.names[service.bulk_lane] + " ")
     ]
     assert line.split()[1:4] == ["25", "0", "0"]
 
@@ -85,7 +85,7 @@ def test_the_human_status_says_how_long_the_bulk_lane_needs_and_how_to_redrive(
 def test_the_oldest_age_is_cloudwatchs_latest_datapoint_with_its_time(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    service.send("StopRequestsQueue", [STOP])
+    service.send(service.bulk_lane, [STOP])
     now = datetime.now(UTC).replace(microsecond=0)
     for minutes_ago, age in ((4, 60.0), (1, 240.0)):
         service.cloudwatch.put_metric_data(
@@ -93,29 +93,31 @@ def test_the_oldest_age_is_cloudwatchs_latest_datapoint_with_its_time(
             MetricData=[
                 {
                     "MetricName": "ApproximateAgeOfOldestMessage",
-                    "Dimensions": [{"Name": "QueueName", "Value": f"{SERVICE_STACK}-StopRequestsQueue"}],
+                    "Dimensions": [{"Name": "QueueName", "Value": service.names[service.bulk_lane]}],
                     "Timestamp": now - timedelta(minutes=minutes_ago),
                     "Value": age,
                 }
             ],
         )
 
-    age = lane(status_json(capsys, "--stack", SERVICE_STACK), "StopRequestsQueue")["oldestAge"]
+    age = lane(status_json(capsys, "--stack", SERVICE_STACK), service.bulk_lane)["oldestAge"]
 
     assert age["source"] == "cloudwatch"
     assert age["seconds"] == 240.0
-    assert datetime.fromisoformat(age["measuredAt"].replace("Z", "+00:00")) == now - timedelta(minutes=1)
+    # CloudWatch dates a datapoint by the start of its one-minute period.
+    measured_at = datetime.fromisoformat(age["measuredAt"].replace("Z", "+00:00"))
+    assert now - timedelta(minutes=2) < measured_at <= now - timedelta(minutes=1)
 
 
 def test_without_a_datapoint_the_age_is_unknown_and_says_why_and_an_empty_lane_has_none(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert lane(status_json(capsys, "--stack", SERVICE_STACK), "StopRequestsQueue")["oldestAge"] == {
+    assert lane(status_json(capsys, "--stack", SERVICE_STACK), service.bulk_lane)["oldestAge"] == {
         "seconds": None,
         "measuredAt": None,
         "source": "empty",
     }
-    service.send("StopRequestsQueue", [STOP])
+    service.send(service.bulk_lane, [STOP])
 
     assert cli.main(["status", "--stack", SERVICE_STACK]) == 0
 
@@ -125,22 +127,21 @@ def test_without_a_datapoint_the_age_is_unknown_and_says_why_and_an_empty_lane_h
 def test_named_queues_bring_their_dead_letter_queue_and_need_a_rate_for_the_time_left(
     service: ServiceQueues, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    service.send("StopRequestsQueue", [STOP] * 4)
-    name = f"{SERVICE_STACK}-StopRequestsQueue"
+    service.send(service.bulk_lane, [STOP] * 4)
+    name = service.names[service.bulk_lane]
 
     report = status_json(capsys, "--queue", name)
     assert [queue["name"] for queue in report["lanes"]] == [name]
     assert [queue["name"] for queue in report["deadLetterQueues"]] == [
-        f"{SERVICE_STACK}-StopRequestsDeadLetterQueue"
+        service.names[service.bulk_dead_letters]
     ]
     assert report["lanes"][0]["timeLeftSeconds"] is None
 
-    assert cli.main(["status", "--queue", service.urls["StopRequestsQueue"]]) == 0
+    assert cli.main(["status", "--queue", service.urls[service.bulk_lane]]) == 0
     assert "time left unknown (give --rate" in capsys.readouterr().out
 
     assert (
-        lane(status_json(capsys, "--queue", name, "--rate", "2"), "StopRequestsQueue")["timeLeftSeconds"]
-        == 2.0
+        lane(status_json(capsys, "--queue", name, "--rate", "2"), service.bulk_lane)["timeLeftSeconds"] == 2.0
     )
 
 

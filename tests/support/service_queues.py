@@ -30,11 +30,25 @@ def service_template() -> Template:
 
 @dataclass
 class ServiceQueues:
-    """The template's queues in moto, by logical id, and a client to fill and read them."""
+    """The template's queues in moto, by logical id, and a client to fill and read them. The
+    lanes are read from the template (a queue with a redrive policy), so that the tests hold
+    whatever lanes it has: `bulk_lane` is the paced one (its name says bulk, or the only lane)."""
 
     sqs: Any
     cloudwatch: Any
     urls: dict[str, str]
+    names: dict[str, str]
+    dead_letter_queue_of: dict[str, str]  # lane -> its dead-letter queue (logical ids)
+
+    @property
+    def bulk_lane(self) -> str:
+        lanes = sorted(self.dead_letter_queue_of)
+        (lane,) = [lane for lane in lanes if "Bulk" in lane] or lanes
+        return lane
+
+    @property
+    def bulk_dead_letters(self) -> str:
+        return self.dead_letter_queue_of[self.bulk_lane]
 
     def send(self, logical_id: str, bodies: list[dict[str, Any]], **attributes: str) -> None:
         for start in range(0, len(bodies), 10):
@@ -81,8 +95,12 @@ def create_service_queues() -> ServiceQueues:
     sqs = boto3.client("sqs")
     provision(template, boto3.client("dynamodb"), boto3.client("events"), sqs)
     record_stack(boto3.client("cloudformation"), template, {"ApiUrl": "https://api.example.com"})
-    urls = {
-        logical_id: sqs.get_queue_url(QueueName=template.physical_name(logical_id))["QueueUrl"]
-        for logical_id in template.of_type("AWS::SQS::Queue")
+    queues = template.of_type("AWS::SQS::Queue")
+    names = {logical_id: template.physical_name(logical_id) for logical_id in queues}
+    urls = {logical_id: sqs.get_queue_url(QueueName=name)["QueueUrl"] for logical_id, name in names.items()}
+    dead_letter_queue_of = {
+        logical_id: queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for logical_id, queue in queues.items()
+        if "RedrivePolicy" in (queue.get("Properties") or {})
     }
-    return ServiceQueues(sqs, boto3.client("cloudwatch"), urls)
+    return ServiceQueues(sqs, boto3.client("cloudwatch"), urls, names, dead_letter_queue_of)
