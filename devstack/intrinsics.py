@@ -155,6 +155,8 @@ class Resolver:
             return str(args[0]).join(str(item) for item in args[1])
         if name == "Split":
             return str(args[1]).split(str(args[0]))
+        if name == "Join":
+            return str(args[0]).join(str(item) for item in args[1])
         if name == "Select":
             return self._select(int(args[0]), args[1])
         raise TemplateError(f"Fn::{name} is not supported by the local stack")

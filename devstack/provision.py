@@ -71,3 +71,29 @@ def _queue_attribute(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
+
+
+def record_stack(cloudformation: Any, template: Template, outputs: dict[str, str]) -> None:
+    """A stack of the template's name in moto's CloudFormation that answers DescribeStacks as the
+    deployed one does: the parameters with their values and the template's Outputs, resolved to
+    the local resources (`outputs` gives those only the stack knows, e.g. the API's URL). It
+    holds no resource of its own: the resources are created above, from the template."""
+    declared = template.raw.get("Outputs") or {}
+    values = {key: outputs.get(key) or str(template.resolve(spec["Value"])) for key, spec in declared.items()}
+    body = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": {name: {"Type": "String"} for name in template.parameters},
+        # A template needs a resource; this one is never created (its condition never holds).
+        "Conditions": {"Never": {"Fn::Equals": ["local", "deployed"]}},
+        "Resources": {
+            "Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle", "Condition": "Never"}
+        },
+        "Outputs": {key: {"Value": value} for key, value in values.items()},
+    }
+    cloudformation.create_stack(
+        StackName=template.stack_name,
+        TemplateBody=json.dumps(body),
+        Parameters=[
+            {"ParameterKey": name, "ParameterValue": value} for name, value in template.parameters.items()
+        ],
+    )

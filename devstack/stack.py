@@ -40,7 +40,7 @@ from devstack.demo import (
 from devstack.gateway import ApiGateway, HttpApi
 from devstack.lambdas import FunctionPool, Invocation, host_architecture, runtime_environment
 from devstack.pages import ApiDocs, DemoPages
-from devstack.provision import provision
+from devstack.provision import provision, record_stack
 from devstack.sfn_events import ExecutionWatcher
 from devstack.template import Template, load_template
 
@@ -103,6 +103,8 @@ class DevStack:
         self.functions = self.template.functions()
         self.routes = http_api_routes(self.functions)
         provision(self.template, aws.dynamodb(), aws.events(), aws.sqs())
+        # `--stack` of the operator's commands reads the outputs; the API's URL is the gateway's.
+        record_stack(aws.client("cloudformation"), self.template, {"ApiUrl": self.origin})
         agents = create_stand_in_agents(aws.stepfunctions(), self.template.stack_name)
         # The template's agent (locally, the first stand-in) unless the template has none.
         self.agent_state_machine = self.template.parameters.get("AgentStateMachineArn") or agents[0]

@@ -2,7 +2,11 @@
 
 Service name, metrics namespace and log level come from the POWERTOOLS_* environment the
 template sets. In Lambda with tracing on, the Tracer patches botocore so every AWS call becomes
-an X-Ray subsegment.
+an X-Ray subsegment, and `capture_method` adds the service's own steps (the JWKS fetch among
+them). It patches botocore alone: by default Powertools patches every library the X-Ray SDK knows
+that is installed, which imports httpx (and sqlite3, http.client...) at the cold start of every
+function, although only the first request of an HTTP container without CLERK_JWT_KEY uses httpx
+(benchmarks/cold_start.py: the deployed cold start against its floor).
 
 Where tracing is off (outside Lambda, `sam local`, POWERTOOLS_TRACE_DISABLED), Powertools would
 still import the X-Ray SDK, which builds a botocore session of its own at import: about 75 ms, 40%
@@ -46,4 +50,8 @@ class _NoTracing(BaseProvider):
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer(provider=_NoTracing()) if Tracer._is_tracer_disabled() else Tracer()
+# What the functions call over the network that X-Ray should see: AWS, through botocore.
+TRACED_MODULES = ("botocore",)
+tracer = (
+    Tracer(provider=_NoTracing()) if Tracer._is_tracer_disabled() else Tracer(patch_modules=TRACED_MODULES)
+)

@@ -5,7 +5,6 @@ the standard AWS environment pointed at the stack's moto (AWS_ENDPOINT_URL), the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import boto3
 import pytest
 
 from devstack.demo import DEMO_MESSAGES, DEMO_PROJECT
-from support.local_stack import StackProcess, http
+from support.local_stack import StackProcess, http, operator_aws_environment
 
 CLI = Path(sys.executable).parent / "cancel-service"
 PROCESSING = sorted(message_id for message_id, _, status in DEMO_MESSAGES if status == "processing")
@@ -33,16 +32,7 @@ def stack() -> Iterator[StackProcess]:
 
 @pytest.fixture(scope="module")
 def operator_environment(stack: StackProcess) -> dict[str, str]:
-    environment = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": stack.state["awsEndpoint"],
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
-    environment.pop("AWS_PROFILE", None)
-    return environment
+    return operator_aws_environment(stack)
 
 
 @pytest.fixture(scope="module")

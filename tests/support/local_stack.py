@@ -47,6 +47,21 @@ def stack_of_template(directory: Path, template: str, handlers: str) -> Iterator
         yield running
 
 
+def operator_aws_environment(stack: StackProcess) -> dict[str, str]:
+    """The environment an operator runs `cancel-service` in against the stack: the standard AWS
+    variables pointed at its moto, and none of the developer's profile."""
+    environment = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": stack.state["awsEndpoint"],
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    environment.pop("AWS_PROFILE", None)
+    return environment
+
+
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     """Whether `condition` came true within `timeout` seconds (asked every 0.2 s)."""
     deadline = time.monotonic() + timeout

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,7 +22,7 @@ import jwt
 
 from cancel_service.errors import AuthenticationFailed, DependencyUnavailable
 from cancel_service.models import Caller
-from cancel_service.observability import logger
+from cancel_service.observability import logger, tracer
 
 MAX_TOKEN_BYTES = 8 * 1024
 LEEWAY_SECONDS = 5
@@ -156,17 +158,26 @@ class JwksCache:
                 "JWKS fetch failed", extra={"error": type(error).__name__, "has_cached_set": bool(self._keys)}
             )
 
+    @tracer.capture_method(capture_response=False)
     def _fetch(self) -> dict[str, jwt.PyJWK]:
-        import httpx  # only the first request of a container (and rotations) need an HTTP client
-
-        response = httpx.get(self._url, timeout=self._timeout, follow_redirects=False)
-        response.raise_for_status()
-        keys = jwt.PyJWKSet.from_dict(response.json()).keys
+        # The standard library's client: an HTTP library would add tens of modules to the cold
+        # start of the first request, for one GET per container.
+        opener = urllib.request.build_opener(_NoRedirects)
+        with opener.open(self._url, timeout=self._timeout) as response:
+            document = json.load(response)
+        keys = jwt.PyJWKSet.from_dict(document).keys
         return {
             key.key_id: key
             for key in keys
             if key.key_id and key.key_type == "RSA" and key.public_key_use != "enc"
         }
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: the JWKS is read from its configured location or not at all."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
 
 
 class StaticKey:

@@ -5,7 +5,8 @@ Requested` event on the service's bus), and with `--wait` follows it to its end:
 queue and rule on the bus receive the bulk's continuations (its running totals) and its
 `Bulk Cancel Completed` report, and are deleted however the command ends (Ctrl-C, SIGTERM and
 SIGHUP included). The report taken is the one of the request sent: its bulkId, dry run and
-selector, started after the request was sent.
+selector, started after the request was sent. `cancel-service status` shows the stop lanes'
+backlogs and the dead letters; `cancel-service redrive` puts dead letters back on their lane.
 
 Credentials, region and endpoint come from the standard AWS environment (AWS_ENDPOINT_URL
 reaches the local stack). No Lambda function imports this package.
@@ -14,7 +15,9 @@ reaches the local stack). No Lambda function imports this package.
 - `request`: the bus, and putting the request on it;
 - `watch`: the temporary queue and rule that receive the bulk's events;
 - `progress`: following the bulk to its report, showing its running totals;
-- `report`: the report as the operator reads it.
+- `report`: the report as the operator reads it;
+- `stack`, `queues`: the service's stack (outputs, parameters) and its queues, lanes or dead letters;
+- `status`, `redrive`: those two commands.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ import json
 import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
 
+from cancel_service.cli import redrive, status
 from cancel_service.cli.arguments import PROG, build_parser, bulk_detail
 from cancel_service.cli.progress import ProgressDisplay, SentRequest, follow
 from cancel_service.cli.report import describe_selector, report_lines
@@ -108,15 +112,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     # does, so that the temporary rule and queue of --wait are deleted however it ends.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
-    parser, bulk_parser = build_parser()
+    parser, bulk_parser = build_parser(more_commands=(status.add_parser, redrive.add_parser))
     args = parser.parse_args(argv)
+    if args.command != "bulk":
+        return _guarded(lambda: int(args.run(args)))
     bulk_id = args.bulk_id if args.bulk_id is not None else uuid.uuid4().hex
     try:
         detail = bulk_detail(args, bulk_id)
     except ValueError as refusal:
         bulk_parser.error(str(refusal))  # exits with EXIT_USAGE; nothing was sent
+    return _guarded(lambda: run_bulk(args, detail))
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """Run a command; what stops it becomes a message on stderr and an exit code."""
     try:
-        return run_bulk(args, detail)
+        return run()
     except CommandError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
     except (ClientError, BotoCoreError) as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -52,8 +53,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    """The command's parser and its `bulk` subcommand's parser (which reports bulk errors)."""
+def build_parser(
+    more_commands: Sequence[Callable[[Any], None]] = (),
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command's parser and its `bulk` subcommand's parser (which reports bulk errors);
+    `more_commands` add their subcommands to the parser's (each given the subparsers)."""
     parser = argparse.ArgumentParser(prog=PROG, description="Operate the cancel service.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bulk = commands.add_parser(
@@ -96,6 +100,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     bus.add_argument(
         "--stack", metavar="NAME", help=f"the CloudFormation stack whose output {STACK_BUS_OUTPUT}"
     )
+    for add_command in more_commands:
+        add_command(commands)
     return parser, bulk
 
 
