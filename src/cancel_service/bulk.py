@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
+from cancel_service.adapters.age_index import AgeIndex
 from cancel_service.adapters.bulk_events import BulkEventPublisher
 from cancel_service.adapters.messages import MessagesTable
 from cancel_service.adapters.projects import ProjectsTable
@@ -100,6 +101,7 @@ class BulkCancelService:
         self,
         projects: ProjectsTable,
         messages: MessagesTable,
+        ages: AgeIndex,
         cancel_service: CancelService,
         events: BulkEventPublisher,
         *,
@@ -110,7 +112,7 @@ class BulkCancelService:
         self._events = events
         self._clock = clock
         self._sleep = sleep
-        self._pages = BulkPages(projects, messages, clock, self._retrying)
+        self._pages = BulkPages(projects, messages, ages, clock, self._retrying)
 
     def run(
         self,

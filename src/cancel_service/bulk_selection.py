@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol, TypeVar
 
+from cancel_service.adapters.age_index import AgeIndex
 from cancel_service.adapters.messages import MessagesTable, PageKey
 from cancel_service.adapters.projects import ProjectsTable
 from cancel_service.errors import InvalidBulkRequest
 from cancel_service.event_models import (
-    AgePageKey,
     AgePosition,
     BulkByOwner,
     BulkByProjects,
@@ -54,6 +54,7 @@ class BulkPages:
 
     projects: ProjectsTable
     messages: MessagesTable
+    ages: AgeIndex
     clock: Callable[[], datetime]
     retrying: Retrying
 
@@ -162,18 +163,14 @@ class BulkPages:
             if selection.cursor
             else utc_timestamp(self.clock() - timedelta(seconds=selection.older_than_seconds))
         )
-        start_key = page_key(selection.cursor.start_key) if selection.cursor else None
+        after = selection.cursor.after if selection.cursor else None
         while True:
-            page = self.retrying(
-                partial(self.messages.processing_updated_before_page, cutoff, start_key, quota())
-            )
-            start_key = page.next_key
-            if start_key is None:
+            page = self.retrying(partial(self.ages.stale_page, cutoff, after, quota()))
+            after = page.after
+            if after is None:
                 yield Step(page.messages, None)
                 return
-            yield Step(
-                page.messages, partial(_age_rest, selection, cutoff, AgePageKey.model_validate(start_key))
-            )
+            yield Step(page.messages, partial(_age_rest, selection, cutoff, after))
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,12 +181,8 @@ class Step:
     rest: Rest | None
 
 
-def _age_rest(
-    selection: BulkOlderThan, cutoff: str, key: AgePageKey, progress: BulkProgress
-) -> BulkSelection:
-    return selection.model_copy(
-        update={"cursor": AgePosition(cutoff=cutoff, startKey=key, progress=progress)}
-    )
+def _age_rest(selection: BulkOlderThan, cutoff: str, after: str, progress: BulkProgress) -> BulkSelection:
+    return selection.model_copy(update={"cursor": AgePosition(cutoff=cutoff, after=after, progress=progress)})
 
 
 def _project_key(key: PageKey | None) -> ProjectPageKey | None:

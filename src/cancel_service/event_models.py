@@ -60,21 +60,7 @@ class ProjectPageKey(_Strict):
         return self
 
 
-class AgePageKey(_Strict):
-    """Where a page of processing messages by age starts (a key of `byStatusAndUpdatedAt`)."""
-
-    id: _StringAttribute
-    status: _StringAttribute
-    updated_at: _StringAttribute = Field(alias="updatedAt")
-
-    @model_validator(mode="after")
-    def _processing_only(self) -> AgePageKey:
-        if self.status.s != PROCESSING:
-            raise ValueError("a page key reads processing messages only")
-        return self
-
-
-def page_key(key: ProjectPageKey | AgePageKey | None) -> PageKey | None:
+def page_key(key: ProjectPageKey | None) -> PageKey | None:
     """The key as DynamoDB's ExclusiveStartKey."""
     return None if key is None else key.model_dump(by_alias=True)
 
@@ -120,15 +106,16 @@ class OwnerPosition(_Position):
 
 
 class AgePosition(_Position):
-    """A bulk by age resumes with the cutoff its first invocation fixed, at this page."""
+    """A bulk by age resumes with the cutoff its first invocation fixed, after this position of
+    the age index (`updatedAt#id`, the last one it read: None, from the oldest)."""
 
     cutoff: Timestamp
-    start_key: AgePageKey | None = Field(default=None, alias="startKey")
+    after: str | None = Field(default=None, min_length=1, max_length=1200)
 
     @model_validator(mode="after")
-    def _key_before_cutoff(self) -> AgePosition:
-        if self.start_key is not None and not self.start_key.updated_at.s < self.cutoff:
-            raise ValueError("the page key is not before the cutoff")
+    def _after_before_cutoff(self) -> AgePosition:
+        if self.after is not None and not self.after < self.cutoff:
+            raise ValueError("the position is not before the cutoff")
         return self
 
 

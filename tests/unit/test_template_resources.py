@@ -189,7 +189,11 @@ def test_dead_letter_queues_are_encrypted_and_alarmed(cfn):
     }
     for queue in dead_letter_queues:
         assert resource(cfn, queue)["SqsManagedSseEnabled"] is True
-    alarms = [a["Properties"] for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()]
+    alarms = [
+        a["Properties"]
+        for a in resources_of_type(cfn, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == "AWS/SQS"
+    ]
     watched = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms}
     assert dead_letter_queues <= watched
     for alarm in alarms:

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 
 # Keyed (projectId, status): a project's processing messages and nothing else.
 BY_PROJECT_AND_STATUS = "byProjectAndStatus"
-# Keyed (status, updatedAt): the processing messages not touched since a cutoff, in every project.
-BY_STATUS_AND_UPDATED_AT = "byStatusAndUpdatedAt"
 # Keyed executionArn, sparse: only messages that an agent execution works on are in it.
 BY_EXECUTION_ARN = "byExecutionArn"
 PROCESSING = "processing"
@@ -37,9 +35,6 @@ class _IndexQuery:
 
 
 _PROCESSING_IN_PROJECT = _IndexQuery(BY_PROJECT_AND_STATUS, "projectId = :project AND #status = :processing")
-_PROCESSING_UPDATED_BEFORE = _IndexQuery(
-    BY_STATUS_AND_UPDATED_AT, "#status = :processing AND updatedAt < :cutoff"
-)
 
 # An ExclusiveStartKey / LastEvaluatedKey of an index query: string key attributes only, so it
 # travels as plain JSON inside a continuation event.
@@ -77,7 +72,7 @@ class ConditionalUpdate:
     item: dict[str, AttributeValueTypeDef]
 
 
-def _to_message(item: dict[str, AttributeValueTypeDef]) -> ProcessingMessage:
+def to_message(item: dict[str, AttributeValueTypeDef]) -> ProcessingMessage:
     arn = item.get("executionArn", {}).get("S")
     return ProcessingMessage(
         id=item["id"]["S"],
@@ -96,12 +91,6 @@ class MessagesTable:
         self, project_id: str, start_key: PageKey | None, limit: int | None = None
     ) -> MessagePage:
         return self._page(_PROCESSING_IN_PROJECT, {":project": {"S": project_id}}, start_key, limit)
-
-    def processing_updated_before_page(
-        self, cutoff: str, start_key: PageKey | None, limit: int | None = None
-    ) -> MessagePage:
-        """Processing messages whose `updatedAt` is before `cutoff` (same ISO-8601 format), oldest first."""
-        return self._page(_PROCESSING_UPDATED_BEFORE, {":cutoff": {"S": cutoff}}, start_key, limit)
 
     @tracer.capture_method
     def _page(
@@ -129,7 +118,7 @@ class MessagesTable:
             raise DependencyUnavailable("dynamodb") from error
         next_key = response.get("LastEvaluatedKey")
         return MessagePage(
-            messages=tuple(_to_message(item) for item in response.get("Items", [])),
+            messages=tuple(to_message(item) for item in response.get("Items", [])),
             next_key={name: {"S": value["S"]} for name, value in next_key.items()} if next_key else None,
         )
 
@@ -146,7 +135,7 @@ class MessagesTable:
         )
         try:
             return [
-                ExecutionMessage(_to_message(item), item["status"]["S"])
+                ExecutionMessage(to_message(item), item["status"]["S"])
                 for page in pages
                 for item in page.get("Items", [])
             ]
