@@ -15,7 +15,8 @@ SCRIPT = ROOT / "benchmarks" / "index_load.py"
 
 def load_model() -> ModuleType:
     spec = importlib.util.spec_from_file_location("index_load", SCRIPT)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["index_load"] = module
     spec.loader.exec_module(module)
