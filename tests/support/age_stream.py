@@ -21,6 +21,12 @@ class AgeStream:
         self._reader = ShardReader(streams, source, shard["ShardId"])
         self.failed_batches = 0
 
+    def skip(self) -> None:
+        """Pass over every record written so far, as if the stream began after them (a table
+        written before its stream was turned on)."""
+        while batch := self._reader.batch():
+            self._reader.done(batch, Invocation("skipped", result={}))
+
     def deliver(self, *, attempts: int = 5) -> int:
         """Every record written so far, delivered until handled (a failed batch again, up to
         `attempts` times); the number of invocations."""

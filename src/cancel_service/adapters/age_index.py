@@ -140,8 +140,8 @@ class AgeIndex:
         if not candidates:
             return AgePage((), None)
         last = candidates[-1].position
-        selected = self._still_stale(candidates, last)
-        finished = horizon is None and len(candidates) == len(entries)
+        selected, moved_past_last = self._still_stale(candidates, cutoff, last)
+        finished = horizon is None and len(candidates) == len(entries) and not moved_past_last
         return AgePage(selected, None if finished else last)
 
     def _shard_page(
@@ -172,12 +172,16 @@ class AgeIndex:
         ]
         return entries, "LastEvaluatedKey" in response and bool(entries)
 
-    def _still_stale(self, entries: list[_Entry], last: str) -> tuple[ProcessingMessage, ...]:
+    def _still_stale(
+        self, entries: list[_Entry], cutoff: str, last: str
+    ) -> tuple[tuple[ProcessingMessage, ...], bool]:
         """The entries' messages that are still processing with the entry's `updatedAt`, and those
-        updated since whose new position is still inside this page (up to `last`), by position.
+        updated since whose new position is still inside this page (up to `last`), by position;
+        and whether one moved past `last` but is still stale (a later page reads it there).
         Entries of messages that moved on are deleted; those of messages updated since, moved."""
         items = self._messages(entry.message_id for entry in entries)
         selected: list[tuple[str, ProcessingMessage]] = []
+        moved_past_last = False
         for entry in entries:
             item = items.get(entry.message_id)
             updated_at = item.get("updatedAt", {}).get("S") if item else None
@@ -190,7 +194,10 @@ class AgeIndex:
                 self._move(entry, moved)
                 if moved <= last:
                     selected.append((moved, to_message(item)))
-        return tuple(message for _, message in sorted(selected, key=lambda pair: pair[0]))
+                elif moved < cutoff:
+                    moved_past_last = True
+        ordered = tuple(message for _, message in sorted(selected, key=lambda pair: pair[0]))
+        return ordered, moved_past_last
 
     def _messages(self, message_ids: Iterator[str]) -> dict[str, dict[str, AttributeValueTypeDef]]:
         """The messages themselves, read consistently (BatchGetItem, unprocessed keys again)."""

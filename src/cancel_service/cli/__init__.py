@@ -12,7 +12,8 @@ reaches the local stack). No Lambda function imports this package.
 - `request`: the bus, and putting the request on it;
 - `watch`: the temporary queue and rule that receive the bulk's events;
 - `progress`: following the bulk to its report, showing its running totals;
-- `report`: the report as the operator reads it.
+- `report`: the report as the operator reads it;
+- `backfill`: `cancel-service backfill-age-index`, the age index's one-off backfill.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ import argparse
 import json
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cancel_service.cli.arguments import PROG, build_parser, bulk_detail
+from cancel_service.cli.backfill import Tables, backfill, tables_of_stack
 from cancel_service.cli.progress import ProgressDisplay, follow
 from cancel_service.cli.report import describe_selector, report_lines
 from cancel_service.cli.request import CommandError, bus_of_stack, put_bulk_request
@@ -85,16 +87,35 @@ def run_bulk(args: argparse.Namespace, detail: dict[str, Any]) -> int:
     return exit_code_of(report)
 
 
+def run_backfill(args: argparse.Namespace) -> int:
+    session = boto3.session.Session()
+    if args.stack:
+        tables = tables_of_stack(session.client("cloudformation"), args.stack)
+    else:
+        tables = Tables(args.messages_table, args.age_index_table, args.shards)
+    entered = backfill(session.client("dynamodb"), tables, args.segments)
+    print(f"{entered} processing messages in the age index {tables.ages}")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, bulk_parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "backfill-age-index":
+        if not args.stack and not (args.age_index_table and args.shards):
+            parser.error("--messages-table needs --age-index-table and --shards")
+        return _reporting_errors(lambda: run_backfill(args))
     bulk_id = args.bulk_id if args.bulk_id is not None else uuid.uuid4().hex
     try:
         detail = bulk_detail(args, bulk_id)
     except ValueError as refusal:
         bulk_parser.error(str(refusal))  # exits with EXIT_USAGE; nothing was sent
+    return _reporting_errors(lambda: run_bulk(args, detail))
+
+
+def _reporting_errors(command: Callable[[], int]) -> int:
     try:
-        return run_bulk(args, detail)
+        return command()
     except CommandError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
     except (ClientError, BotoCoreError) as error:
