@@ -36,7 +36,11 @@ from devstack.provision import create_tables
 from devstack.template import Template, load_template
 
 STACK_NAME = "benchmark"
-TABLE_NAMES = {"MessagesTable": "benchmark-messages", "ProjectsTable": "benchmark-projects"}
+TABLE_NAMES = {
+    "MessagesTable": "benchmark-messages",
+    "ProjectsTable": "benchmark-projects",
+    "AgeIndexTable": "benchmark-age-index",
+}
 PROJECT_ID = "k57benchmark0001"
 OWNER = "user_2benchmarkOwner"
 EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:agent:{}"
