@@ -101,13 +101,14 @@ def test_changes_that_never_touch_processing_are_filtered_out_before_the_functio
     assert entries(store) == {}
 
 
-def test_a_processing_message_without_updated_at_is_left_out_and_does_not_hold_the_stream(
+def test_a_processing_message_without_a_usable_age_is_left_out_and_does_not_hold_the_stream(
     store, age_stream: AgeStream, log_lines
 ):
     store.dynamodb.put_item(
         TableName=TABLE_NAMES["MessagesTable"],
         Item={"id": {"S": "ageless"}, "projectId": {"S": "p1"}, "status": {"S": "processing"}},
     )
+    store.put_message("x" * 1100, updated_at=ago(90))  # an id too long for an index key
     store.put_message("m1", updated_at=ago(90))
 
     age_stream.deliver()

@@ -38,6 +38,8 @@ BY_SHARD_AND_POSITION = "byShardAndPosition"
 _BATCH_GET = 100
 _UNPROCESSED_ATTEMPTS = 5
 _MESSAGE_PROJECTION = "id, projectId, conversationId, executionArn, #status, updatedAt"
+# DynamoDB's largest sort key value, in UTF-8 bytes: a longer position cannot be an index key.
+MAX_POSITION_BYTES = 1024
 
 
 def shard_of(message_id: str, shards: int) -> int:
@@ -90,16 +92,20 @@ class AgeIndex:
     # --- kept from the stream -------------------------------------------------------------------
 
     @tracer.capture_method
-    def processing(self, message_id: str, updated_at: str) -> None:
+    def processing(self, message_id: str, updated_at: str) -> bool:
         """The message is processing: an entry at `updatedAt` unless it has one (whose position,
-        earlier or equal, the sweep moves forward when it meets it)."""
+        earlier or equal, the sweep moves forward when it meets it). False: its position would be
+        too long to be a key (no write would ever take it), so it cannot be indexed."""
+        position = position_of(updated_at, message_id)
+        if len(position.encode()) > MAX_POSITION_BYTES:
+            return False
         try:
             self._client.put_item(
                 TableName=self._table_name,
                 Item={
                     "id": {"S": message_id},
                     "shard": {"N": str(shard_of(message_id, self._shards))},
-                    "position": {"S": position_of(updated_at, message_id)},
+                    "position": {"S": position},
                 },
                 ConditionExpression="attribute_not_exists(id)",
             )
@@ -108,6 +114,7 @@ class AgeIndex:
                 raise DependencyUnavailable("dynamodb") from error
         except BotoCoreError as error:
             raise DependencyUnavailable("dynamodb") from error
+        return True
 
     @tracer.capture_method
     def not_processing(self, message_id: str) -> None:
@@ -212,6 +219,7 @@ class AgeIndex:
                     "ExpressionAttributeNames": {"#status": "status"},
                 }
             }
+            # botocore retries a throttled call, not the keys a call left unprocessed.
             for attempt in range(_UNPROCESSED_ATTEMPTS):
                 try:
                     response = self._client.batch_get_item(RequestItems=request)
@@ -228,37 +236,34 @@ class AgeIndex:
         return found
 
     def _forget(self, entry: _Entry) -> None:
-        self._write_if_at(entry, {"Key": {"id": {"S": entry.message_id}}}, "delete")
+        self._repair(entry, "delete", None)
 
     def _move(self, entry: _Entry, position: str) -> None:
-        self._write_if_at(
-            entry,
-            {
-                "Key": {"id": {"S": entry.message_id}},
-                "UpdateExpression": "SET #position = :moved",
-                "ExpressionAttributeValues": {":moved": {"S": position}},
-            },
-            "update",
-        )
+        self._repair(entry, "update", position)
 
-    def _write_if_at(self, entry: _Entry, request: dict[str, Any], kind: str) -> None:
-        """Repair one entry, only if it is still where it was read (the stream may have changed
-        it since); a repair that fails is left to the next reading."""
-        values = {**request.pop("ExpressionAttributeValues", {}), ":read": {"S": entry.position}}
-        call = self._client.delete_item if kind == "delete" else self._client.update_item
+    def _repair(self, entry: _Entry, kind: str, moved: str | None) -> None:
+        """Delete or move one entry, only if it is still where it was read (the stream may have
+        changed it since); a repair that fails is left to the next reading."""
+        request: dict[str, Any] = {
+            "TableName": self._table_name,
+            "Key": {"id": {"S": entry.message_id}},
+            "ConditionExpression": "#position = :read",
+            "ExpressionAttributeNames": {"#position": "position"},
+            "ExpressionAttributeValues": {":read": {"S": entry.position}},
+        }
         try:
-            call(
-                TableName=self._table_name,
-                ConditionExpression="#position = :read",
-                ExpressionAttributeNames={"#position": "position"},
-                ExpressionAttributeValues=values,
-                **request,
-            )
+            if moved is None:
+                self._client.delete_item(**request)
+            else:
+                request["ExpressionAttributeValues"][":moved"] = {"S": moved}
+                self._client.update_item(UpdateExpression="SET #position = :moved", **request)
         except ClientError as error:
             if _code(error) != "ConditionalCheckFailedException":
-                logger.warning("age index repair failed", extra={"message_id": entry.message_id})
+                logger.warning(
+                    "age index repair failed", extra={"message_id": entry.message_id, "repair": kind}
+                )
         except BotoCoreError:
-            logger.warning("age index repair failed", extra={"message_id": entry.message_id})
+            logger.warning("age index repair failed", extra={"message_id": entry.message_id, "repair": kind})
 
 
 def _code(error: ClientError) -> str | None:

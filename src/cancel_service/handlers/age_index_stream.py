@@ -5,7 +5,7 @@ record whose message was processing before and is not after (or was deleted) rem
 of one message come in order, and each record's outcome depends only on its own images, so
 applying a batch again from any record on (Lambda's retry after a reported failure) ends where
 applying it once does. A processing message with no `updatedAt` has no age and is not indexed,
-as the status index left it out before.
+as the status index left it out before (nor one whose id is too long to be part of a key).
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ def message_changed(record: DynamoDBRecord) -> None:
         return
     if new.get("status") == PROCESSING:
         updated_at = new.get("updatedAt")
-        if isinstance(updated_at, str):
-            age_index().processing(message_id, updated_at)
+        if isinstance(updated_at, str) and age_index().processing(message_id, updated_at):
             return
         metrics.add_metric(name="AgeIndexUnreadableMessages", unit=MetricUnit.Count, value=1)
-        logger.warning("processing message without updatedAt: not indexed", extra={"message_id": message_id})
+        logger.warning(
+            "processing message without a usable updatedAt (or with an id too long): not indexed",
+            extra={"message_id": message_id[:128]},
+        )
     if old.get("status") == PROCESSING:
         age_index().not_processing(message_id)
 
