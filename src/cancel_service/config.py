@@ -81,6 +81,13 @@ def stop_pace_config() -> StopPaceConfig:
     )
 
 
+def _positive_integer(name: str) -> int:
+    text = _required(name)
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise ConfigurationError(f"environment variable {name} must be a positive integer, not {text!r}")
+    return int(text)
+
+
 @dataclass(frozen=True, slots=True)
 class AgeIndexConfig:
     """The age index table and its shard count (the stream function and the bulk function)."""
