@@ -40,6 +40,7 @@ TABLE_NAMES = {
     "MessagesTable": "benchmark-messages",
     "ProjectsTable": "benchmark-projects",
     "BulkStateTable": "benchmark-bulk-state",
+    "AgeIndexTable": "benchmark-age-index",
 }
 PROJECT_ID = "k57benchmark0001"
 OWNER = "user_2benchmarkOwner"
