@@ -40,6 +40,8 @@ _UNPROCESSED_ATTEMPTS = 5
 _MESSAGE_PROJECTION = "id, projectId, conversationId, executionArn, #status, updatedAt"
 # DynamoDB's largest sort key value, in UTF-8 bytes: a longer position cannot be an index key.
 MAX_POSITION_BYTES = 1024
+# Begins the digest that stands for an id too long to be part of a position.
+_LONG_ID_MARK = "~"
 
 
 def shard_of(message_id: str, shards: int) -> int:
@@ -50,8 +52,12 @@ def shard_of(message_id: str, shards: int) -> int:
 
 def position_of(updated_at: str, message_id: str) -> str:
     """Sorts by `updatedAt` (ISO-8601 with milliseconds sorts as text), then by id: a total order,
-    so one position says where a reading of every shard stopped."""
-    return f"{updated_at}#{message_id}"
+    so one position says where a reading of every shard stopped. An id too long for a sort key
+    (a table key may take 2,048 bytes) sorts by a digest of it instead."""
+    position = f"{updated_at}#{message_id}"
+    if len(position.encode()) <= MAX_POSITION_BYTES:
+        return position
+    return f"{updated_at}#{_LONG_ID_MARK}{hashlib.blake2b(message_id.encode(), digest_size=16).hexdigest()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +76,6 @@ class _Entry:
     message_id: str
     shard: int
     position: str
-
-    @property
-    def updated_at(self) -> str:
-        return self.position[: -len(self.message_id) - 1]
 
 
 class AgeIndex:
@@ -96,8 +98,8 @@ class AgeIndex:
     @tracer.capture_method
     def processing(self, message_id: str, updated_at: str) -> bool:
         """The message is processing: an entry at `updatedAt` unless it has one (whose position,
-        earlier or equal, the sweep moves forward when it meets it). False: its position would be
-        too long to be a key (no write would ever take it), so it cannot be indexed."""
+        earlier or equal, the sweep moves forward when it meets it). False: its `updatedAt` is too
+        long for a position to be a key (no write would ever take it), so it cannot be indexed."""
         position = position_of(updated_at, message_id)
         if len(position.encode()) > MAX_POSITION_BYTES:
             return False
@@ -197,7 +199,7 @@ class AgeIndex:
             updated_at = item.get("updatedAt", {}).get("S") if item else None
             if item is None or item.get("status", {}).get("S") != PROCESSING or updated_at is None:
                 self._forget(entry)
-            elif updated_at == entry.updated_at:
+            elif position_of(updated_at, entry.message_id) == entry.position:
                 stale.append((entry.position, item))
             else:  # updated since the entry was written: its position follows
                 moved = position_of(updated_at, entry.message_id)

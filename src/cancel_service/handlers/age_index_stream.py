@@ -41,7 +41,7 @@ def message_changed(record: DynamoDBRecord) -> None:
             return
         metrics.add_metric(name="AgeIndexUnreadableMessages", unit=MetricUnit.Count, value=1)
         logger.warning(
-            "processing message without a usable updatedAt (or with an id too long): not indexed",
+            "processing message without a usable updatedAt: not indexed",
             extra={"message_id": message_id[:128]},
         )
     if old.get("status") == PROCESSING:
