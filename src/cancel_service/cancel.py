@@ -124,7 +124,7 @@ class CancelService:
             requested_at=utc_timestamp(),
         )
         run = self._run(request)
-        run.read_pages(first_page, lambda key: self._messages.processing_in_project_page(project_id, key))
+        run.read_pages(first_page, partial(self._messages.processing_in_project_page, project_id))
         return run.finish()
 
     @tracer.capture_method
