@@ -25,9 +25,67 @@ from cancel_service.observability import logger
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, JwksServer, SigningKey, session_claims
 from devstack.provision import create_tables
 from devstack.template import load_template
+from support import figures
 from support.constants import AGENT_STATE_MACHINE_ARN, BUS_NAME, OWNER, REGION, TABLE_NAMES
+from support.fault_ledger import TITLE, TOTALS, totals_line
 from support.lambda_context import LambdaContext
 from support.store import Store, bus_with_capture_queue
+
+# --- running under xdist (`make test` runs `pytest -n`) ----------------------------------------------
+
+
+# Seconds a test of these suites may take (pyproject's `timeout` for the others): the first SAM
+# test also sets up Docker and runs `sam build`; a proof test runs thousands of cases.
+SLOW_SUITE_TIMEOUTS = {"sam": 1800, "proof": 600, "browser": 300}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow suites' time limits; and, under xdist, tests that share a fixture wider than one
+    test on one worker, so that it starts once: the SAM suite's session (its Docker daemon,
+    `sam build`, moto container), a module's fixtures (a local stack, a token corpus)."""
+    for item in items:
+        limits = [SLOW_SUITE_TIMEOUTS[name] for name in SLOW_SUITE_TIMEOUTS if item.get_closest_marker(name)]
+        if limits and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(max(limits)))
+        if item.get_closest_marker("sam"):
+            item.add_marker(pytest.mark.xdist_group("sam"))
+        elif _uses_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+def _uses_module_fixture(item: pytest.Item) -> bool:
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    if fixture_info is None:
+        return False
+    return any(
+        definition.scope in ("module", "package", "class")
+        for definitions in fixture_info.name2fixturedefs.values()
+        for definition in definitions
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker hands the proof suite's figures to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["figures"] = figures.export()
+        output["fault_totals"] = dict(TOTALS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:  # noqa: ARG001
+    output = getattr(node, "workeroutput", {})
+    figures.merge(output.get("figures", {}))
+    TOTALS.update(output.get("fault_totals", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if hasattr(terminalreporter.config, "workerinput"):
+        return  # a worker: the controller prints
+    if TOTALS["cases"]:
+        figures.record(TITLE, totals_line())
+    figures.print_figures(terminalreporter)
 
 
 @pytest.fixture(scope="session")
