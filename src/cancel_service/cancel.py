@@ -12,8 +12,8 @@ The schedule is as fast as these rules allow: for a user's Stop, the project and
 of its processing messages are read together, and nothing is published or written before the
 ownership check passed. Then every call that does not wait on another is in flight at once, on
 the container's one bounded executor (`Calls`): the next page is read while the current one is
-published, all PutEvents batches of a page go out together, and each batch's accepted messages go to their
-conditional writes as soon as that batch answers. Rule 2 holds per message; the request as a
+published, all PutEvents batches of a page go out together, and each batch's accepted messages
+go to their conditional writes as soon as that batch answers. Rule 2 holds per message; the request as a
 whole never waits for its slowest batch before writing. Everything is orchestrated from the
 calling thread (the executor's workers only make calls), so the executor cannot deadlock.
 """
