@@ -45,12 +45,12 @@ lint: $(STAMP)
 check: lint
 	$(VENV)/bin/pytest tests/unit -q
 
-# Every suite, on every core (tests sharing a local stack or the SAM session stay on one worker:
+# Every suite, on every core (a file's tests on one worker, the SAM files together:
 # tests/conftest.py). The SAM tests prepare Docker and the SAM CLI themselves
 # (scripts/sam-local-setup). pytest exits 5 when it collects nothing; that fails here like any
 # other error.
 test: $(STAMP) chromium
-	$(VENV)/bin/pytest -n auto --dist loadgroup
+	$(VENV)/bin/pytest -n auto --dist loadfile
 
 stack: $(STAMP)
 	$(VENV)/bin/python -m devstack

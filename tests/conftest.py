@@ -31,38 +31,35 @@ from support.fault_ledger import TITLE, TOTALS, totals_line
 from support.lambda_context import LambdaContext
 from support.store import Store, bus_with_capture_queue
 
-# --- running under xdist (`make test` runs `pytest -n`) ----------------------------------------------
+# --- time limits, and running under xdist (`make test` runs `pytest -n`) -------------------------
 
 
 # Seconds a test of these suites may take (pyproject's `timeout` for the others): the first SAM
 # test also sets up Docker and runs `sam build`; a proof test runs thousands of cases.
-SLOW_SUITE_TIMEOUTS = {"sam": 1800, "proof": 600, "browser": 300}
+SLOW_SUITE_TIMEOUTS = {"sam": 1800, "proof": 900, "browser": 900}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow suites' time limits; and, under xdist, tests that share a fixture wider than one
-    test on one worker, so that it starts once: the SAM suite's session (its Docker daemon,
-    `sam build`, moto container), a module's fixtures (a local stack, a token corpus)."""
     for item in items:
         limits = [SLOW_SUITE_TIMEOUTS[name] for name in SLOW_SUITE_TIMEOUTS if item.get_closest_marker(name)]
         if limits and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(max(limits)))
-        if item.get_closest_marker("sam"):
-            item.add_marker(pytest.mark.xdist_group("sam"))
-        elif _uses_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
-def _uses_module_fixture(item: pytest.Item) -> bool:
-    fixture_info = getattr(item, "_fixtureinfo", None)
-    if fixture_info is None:
-        return False
-    return any(
-        definition.scope in ("module", "package", "class")
-        for definitions in fixture_info.name2fixturedefs.values()
-        for definition in definitions
-    )
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with tests/sam/ one unit: a file's tests share its module fixtures (a
+    local stack, a token corpus), the SAM files one session (Docker, `sam build`, moto)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesWithOneSamSession(LoadFileScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "tests/sam" if path.startswith("tests/sam/") else path
+
+    return FilesWithOneSamSession(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
