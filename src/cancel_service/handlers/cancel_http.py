@@ -117,11 +117,16 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return _json(status, {"success": False, "error": {"code": code, "message": message}}, headers)
 
 
+def _count(name: str, dimension: str, value: str) -> None:
+    with single_metric(name=name, unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name=dimension, value=value)
+
+
 @dataclass(frozen=True, slots=True)
 class _Answer:
     """The contract's answer to one error: status, code and message (None: the error's own
     words, which say what was wrong), extra headers; its log line and details (by default the
-    status and code); and the failure metric it counts, as (name, dimension, value), if any."""
+    status and code); and the failure metric it counts, if any."""
 
     status: int
     code: str
@@ -129,7 +134,7 @@ class _Answer:
     headers: Callable[[Any], dict[str, str]] | None = None
     log: str = "request refused"
     details: Callable[[Any], dict[str, Any]] | None = None
-    counted: Callable[[Any], tuple[str, str, str]] | None = None
+    counted: Callable[[Any], None] | None = None
 
 
 # WWW-Authenticate: a token that was sent and refused, or none sent at all.
@@ -144,7 +149,7 @@ _ANSWERS: dict[type[CancelServiceError], _Answer] = {
         headers=lambda error: {"WWW-Authenticate": _CHALLENGES[error.token_sent]},
         log="request refused: not authenticated",
         details=lambda error: {"reason": error.reason},
-        counted=lambda error: ("AuthFailures", "reason", error.reason),
+        counted=lambda error: _count("AuthFailures", "reason", error.reason),
     ),
     OriginForbidden: _Answer(
         403,
@@ -152,7 +157,7 @@ _ANSWERS: dict[type[CancelServiceError], _Answer] = {
         "This origin may not use the session cookie.",
         log="request refused: cookie from a foreign origin",
         details=lambda error: {"origin": str(error)},
-        counted=lambda _error: ("AuthFailures", "reason", "forbidden_origin"),
+        counted=lambda _error: _count("AuthFailures", "reason", "forbidden_origin"),
     ),
     ProjectNotFound: _Answer(404, "project_not_found", "No such project."),
     PayloadTooLarge: _Answer(413, "payload_too_large", "The request body is over 16 KiB."),
@@ -166,7 +171,7 @@ _ANSWERS: dict[type[CancelServiceError], _Answer] = {
         headers=lambda _error: {"Retry-After": RETRY_AFTER_SECONDS},
         log="dependency unavailable",
         details=lambda error: {"dependency": error.dependency, "kept_cancelled": error.cancelled_ids},
-        counted=lambda error: ("DependencyFailures", "dependency", error.dependency),
+        counted=lambda error: _count("DependencyFailures", "dependency", error.dependency),
     ),
 }
 
@@ -175,9 +180,7 @@ _ANSWERS: dict[type[CancelServiceError], _Answer] = {
 def _error_response(error: CancelServiceError) -> Response[str]:
     answer = _ANSWERS[type(error)]
     if answer.counted is not None:
-        name, dimension, value = answer.counted(error)
-        with single_metric(name=name, unit=MetricUnit.Count, value=1) as metric:
-            metric.add_dimension(name=dimension, value=value)
+        answer.counted(error)
     details = answer.details(error) if answer.details else {"status": answer.status, "code": answer.code}
     # A stack trace for a failure of ours (5xx) only; a refused request is an info line.
     log = logger.exception if answer.status >= 500 else logger.info
