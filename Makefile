@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: venv chromium test stack checkov
+.PHONY: venv chromium lint check test stack checkov
 
 # message-cancel-watch, the agent's library, is its own package: installed beside the service
 # (the local stack's stand-in agent and the tests import it from there).
@@ -34,10 +34,23 @@ chromium:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-# The SAM tests prepare Docker and the SAM CLI themselves (scripts/sam-local-setup).
-# pytest exits 5 when it collects nothing; that fails here like any other error.
+# The static checks, in seconds.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/cfn-lint template.yaml
+
+# The fast tier: the static checks and the unit tests (no AWS, no server, no Docker).
+check: lint
+	$(VENV)/bin/pytest tests/unit -q
+
+# Every suite, on every core (a file's tests on one worker, the SAM files together:
+# tests/conftest.py). The SAM tests prepare Docker and the SAM CLI themselves
+# (scripts/sam-local-setup). pytest exits 5 when it collects nothing; that fails here like any
+# other error.
 test: $(STAMP) chromium
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto --dist loadfile
 
 stack: $(STAMP)
 	$(VENV)/bin/python -m devstack

@@ -26,10 +26,69 @@ from cancel_service.observability import logger
 from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, JwksServer, SigningKey, session_claims
 from devstack.provision import create_tables
 from devstack.template import load_template
+from support import figures
 from support.age_stream import AgeStream
 from support.constants import AGE_INDEX_SHARDS, AGENT_STATE_MACHINE_ARN, BUS_NAME, OWNER, REGION, TABLE_NAMES
+from support.fault_ledger import BULK_TOTALS, TITLE, TOTALS, bulk_totals_line, totals_line
 from support.lambda_context import LambdaContext
 from support.store import Store, bus_with_capture_queue
+
+# --- time limits, and running under xdist (`make test` runs `pytest -n`) -------------------------
+
+
+# Seconds a test of these suites may take (pyproject's `timeout` for the others): the first SAM
+# test also sets up Docker and runs `sam build`; a proof test runs thousands of cases.
+SLOW_SUITE_TIMEOUTS = {"sam": 1800, "proof": 900, "browser": 900}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        limits = [SLOW_SUITE_TIMEOUTS[name] for name in SLOW_SUITE_TIMEOUTS if item.get_closest_marker(name)]
+        if limits and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(max(limits)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with tests/sam/ one unit: a file's tests share its module fixtures (a
+    local stack, a token corpus), the SAM files one session (Docker, `sam build`, moto)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesWithOneSamSession(LoadFileScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "tests/sam" if path.startswith("tests/sam/") else path
+
+    return FilesWithOneSamSession(config, log)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker hands the proof suite's figures to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["figures"] = figures.export()
+        output["fault_totals"] = dict(TOTALS)
+        output["bulk_fault_totals"] = dict(BULK_TOTALS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:  # noqa: ARG001
+    output = getattr(node, "workeroutput", {})
+    figures.merge(output.get("figures", {}))
+    TOTALS.update(output.get("fault_totals", {}))
+    BULK_TOTALS.update(output.get("bulk_fault_totals", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if hasattr(terminalreporter.config, "workerinput"):
+        return  # a worker: the controller prints
+    if BULK_TOTALS["bulks"]:
+        figures.record(TITLE, bulk_totals_line())
+    if TOTALS["cases"]:
+        figures.record(TITLE, totals_line())
+    figures.print_figures(terminalreporter)
 
 
 @pytest.fixture(scope="session")

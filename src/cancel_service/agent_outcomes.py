@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from cancel_service.adapters.messages import CANCELLED, PROCESSING, MessagesTable
+from cancel_service.adapters.messages import CANCELLED, PROCESSING, ExecutionMessage
 from cancel_service.cancel import CancelService
 from cancel_service.event_models import EndedStatus
 from cancel_service.models import CancelRequest, utc_timestamp
@@ -41,12 +42,22 @@ class ExecutionEndOutcome:
     confirmed_stops: tuple[ConfirmedStop, ...] = ()
 
 
+class ExecutionMessages(Protocol):
+    """What an execution's end needs of the messages table."""
+
+    def of_execution(self, execution_arn: str) -> list[ExecutionMessage]: ...
+
+    def mark_failed(self, message_id: str, reason: str, at: str) -> bool: ...
+
+    def mark_agent_stopped(self, message_id: str, at: str) -> str | None: ...
+
+
 def _parse_timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class AgentOutcomes:
-    def __init__(self, messages: MessagesTable, cancel_service: CancelService) -> None:
+    def __init__(self, messages: ExecutionMessages, cancel_service: CancelService) -> None:
         self._messages = messages
         self._cancel_service = cancel_service
 

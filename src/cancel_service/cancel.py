@@ -11,27 +11,74 @@
 The schedule is as fast as these rules allow: for a user's Stop, the project and the first page
 of its processing messages are read together, and nothing is published or written before the
 ownership check passed. Then every call that does not wait on another is in flight at once, on
-the container's one bounded executor: the next page is read while the current one is published,
-all PutEvents batches of a page go out together, and each batch's accepted messages go to their
-conditional writes as soon as that batch answers. Rule 2 holds per message; the request as a
+the container's one bounded executor (`Calls`): the next page is read while the current one is
+published, all PutEvents batches of a page go out together, and each batch's accepted messages
+go to their conditional writes as soon as that batch answers. Rule 2 holds per message; the request as a
 whole never waits for its slowest batch before writing. Everything is orchestrated from the
 calling thread (the executor's workers only make calls), so the executor cannot deadlock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from cancel_service.adapters.cancel_events import MAX_ENTRIES_PER_CALL, CancelEventPublisher, PublishedBatch
-from cancel_service.adapters.messages import MessagePage, MessagesTable, PageKey, WriteOutcome
-from cancel_service.adapters.projects import ProjectsTable
+from cancel_service.adapters.cancel_events import MAX_ENTRIES_PER_CALL, PublishedBatch
+from cancel_service.adapters.messages import MessagePage, PageKey, WriteOutcome
 from cancel_service.errors import DependencyUnavailable, ProjectNotFound
-from cancel_service.models import USER_REQUEST_REASON, Caller, CancelRequest, ProcessingMessage, utc_timestamp
+from cancel_service.models import (
+    USER_REQUEST_REASON,
+    Caller,
+    CancelRequest,
+    ProcessingMessage,
+    Project,
+    utc_timestamp,
+)
 from cancel_service.observability import logger, tracer
+
+T = TypeVar("T")
+
+
+# --- what the core needs of the world (the adapters, or in-memory stand-ins in unit tests) ------
+
+
+class Projects(Protocol):
+    def get(self, project_id: str) -> Project | None: ...
+
+
+class Messages(Protocol):
+    def processing_in_project_page(self, project_id: str, after: PageKey | None) -> MessagePage: ...
+
+    def cancel_one(self, message: ProcessingMessage, request: CancelRequest) -> WriteOutcome: ...
+
+
+class CancelEvents(Protocol):
+    def publish_batch(self, batch: Sequence[ProcessingMessage], request: CancelRequest) -> PublishedBatch: ...
+
+
+class Calls(Protocol):
+    """Where the core's calls run: each started when submitted, the calling thread waiting until
+    one of those it waits on completes."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]: ...
+
+    def wait_any(self, futures: Collection[Future[Any]]) -> None: ...
+
+
+class ExecutorCalls:
+    """The core's calls on an executor's threads (the container's one bounded pool)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        return self._executor.submit(fn, *args)
+
+    def wait_any(self, futures: Collection[Future[Any]]) -> None:
+        wait(futures, return_when=FIRST_COMPLETED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +97,23 @@ class CancelResult:
 class CancelService:
     def __init__(
         self,
-        projects: ProjectsTable,
-        messages: MessagesTable,
-        events: CancelEventPublisher,
-        executor: Executor,
+        projects: Projects,
+        messages: Messages,
+        events: CancelEvents,
+        calls: Calls,
     ) -> None:
         self._projects = projects
         self._messages = messages
         self._events = events
-        self._executor = executor
+        self._calls = calls
 
     @tracer.capture_method
     def cancel_project_for(self, caller: Caller, project_id: str, request_id: str) -> CancelResult:
         """A user's Stop (request `request_id`): every processing message of a project the caller
         may touch."""
-        project = self._executor.submit(self._projects.get, project_id)
-        first_page = self._executor.submit(self._messages.processing_in_project_page, project_id, None)
+        project = self._calls.submit(self._projects.get, project_id)
+        first_page = self._calls.submit(self._messages.processing_in_project_page, project_id, None)
+        self._calls.wait_any([project])
         found = project.result()
         if found is None or not found.accessible_by(caller):
             raise ProjectNotFound(project_id)
@@ -76,7 +124,7 @@ class CancelService:
             requested_at=utc_timestamp(),
         )
         run = self._run(request)
-        run.read_pages(first_page, lambda key: self._messages.processing_in_project_page(project_id, key))
+        run.read_pages(first_page, partial(self._messages.processing_in_project_page, project_id))
         return run.finish()
 
     @tracer.capture_method
@@ -87,7 +135,7 @@ class CancelService:
         return run.finish()
 
     def _run(self, request: CancelRequest) -> _RequestInFlight:
-        return _RequestInFlight(self._executor, self._messages, self._events, request)
+        return _RequestInFlight(self._calls, self._messages, self._events, request)
 
 
 @dataclass
@@ -95,9 +143,9 @@ class _RequestInFlight:
     """One cancel request in flight. Its state is touched by the calling thread only: futures
     are collected in `_pending` with what to do once each is done."""
 
-    executor: Executor
-    messages: MessagesTable
-    events: CancelEventPublisher
+    calls: Calls
+    messages: Messages
+    events: CancelEvents
     request: CancelRequest
     _pending: dict[Future[Any], Callable[[Future[Any]], None]] = field(default_factory=dict)
     _read: list[ProcessingMessage] = field(default_factory=list)
@@ -113,7 +161,7 @@ class _RequestInFlight:
                 self._read_failed = True  # what was read so far is still cancelled
                 return
             if page.next_key is not None:
-                self._then(self.executor.submit(next_page, page.next_key), on_page)
+                self._then(self.calls.submit(next_page, page.next_key), on_page)
             self.publish(page.messages)
 
         self._then(first, on_page)
@@ -122,14 +170,14 @@ class _RequestInFlight:
         self._read.extend(messages)
         for start in range(0, len(messages), MAX_ENTRIES_PER_CALL):
             batch = messages[start : start + MAX_ENTRIES_PER_CALL]
-            published = self.executor.submit(self.events.publish_batch, batch, self.request)
+            published = self.calls.submit(self.events.publish_batch, batch, self.request)
             self._then(published, self._write_accepted)
 
     def _write_accepted(self, done: Future[Any]) -> None:
         batch: PublishedBatch = done.result()
         self._rejected += len(batch.rejected)
         for message in batch.accepted:
-            write = self.executor.submit(self.messages.cancel_one, message, self.request)
+            write = self.calls.submit(self.messages.cancel_one, message, self.request)
             self._then(write, partial(self._record, message.id))
 
     def _record(self, message_id: str, written: Future[Any]) -> None:
@@ -142,8 +190,8 @@ class _RequestInFlight:
         """Wait for every call, reacting to each as it completes; the result, or the failure with
         what was cancelled before it."""
         while self._pending:
-            done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
-            for future in done:
+            self.calls.wait_any(self._pending)
+            for future in [future for future in self._pending if future.done()]:
                 self._pending.pop(future)(future)
         cancelled = self._ids_with(WriteOutcome.CANCELLED)
         finished = self._ids_with(WriteOutcome.ALREADY_FINISHED)

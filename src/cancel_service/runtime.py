@@ -21,10 +21,16 @@ from cancel_service.adapters.aws import (
     STOP_EXECUTION_CONFIG,
 )
 from cancel_service.adapters.cancel_events import CancelEventPublisher
-from cancel_service.adapters.clerk import JwksCache, KeySource, SessionTokenVerifier, StaticKey
+from cancel_service.adapters.clerk import (
+    JwksCache,
+    KeySource,
+    SessionAuthenticator,
+    SessionTokenVerifier,
+    StaticKey,
+)
 from cancel_service.adapters.messages import MessagesTable
 from cancel_service.adapters.projects import ProjectsTable
-from cancel_service.cancel import CancelService
+from cancel_service.cancel import CancelService, ExecutorCalls
 from cancel_service.config import (
     age_index_config,
     agent_state_machine_arn,
@@ -87,7 +93,7 @@ def cancel_service() -> CancelService:
         projects=_projects(),
         messages=_messages(),
         events=CancelEventPublisher(store_config().event_bus_name, _events()),
-        executor=_AWS_CALLS,
+        calls=ExecutorCalls(_AWS_CALLS),
     )
 
 
@@ -148,3 +154,9 @@ def session_verifier() -> SessionTokenVerifier:
     config = clerk_config()
     keys: KeySource = StaticKey(config.jwt_key) if config.jwt_key else JwksCache(config.jwks_url)
     return SessionTokenVerifier(config.issuer, config.authorized_parties, keys)
+
+
+@cache
+def authenticator() -> SessionAuthenticator:
+    config = clerk_config()
+    return SessionAuthenticator(session_verifier(), config.authorized_parties, config.publishable_key)

@@ -185,6 +185,16 @@ def bulk_totals_line() -> str:
     )
 
 
+def totals_line() -> str:
+    return (
+        f"totals: cases {TOTALS['cases']}, 500s: {TOTALS['500']},"
+        f" wrong 200s (or wrong lists of an event function): {TOTALS['wrong answers']},"
+        f" first invocation failed: {TOTALS['failed first']},"
+        f" messages cancelled but never listed: {TOTALS['unlisted']} (in {TOTALS['cases unlisted']} cases),"
+        f" events published again by a retried event under its request id: {TOTALS['republished']}"
+    )
+
+
 def conclude(case: Case, outcome: Outcome) -> None:
     """Count and print the case, then hold it to what its kind of fault must give."""
     TOTALS["cases"] += 1

@@ -1,5 +1,5 @@
-"""The proof suite's figures: tests add lines under a title; tests/proof/conftest.py prints them
-after the run."""
+"""The proof suite's figures: tests add lines under a title; tests/conftest.py prints them after
+the run. Under xdist each worker hands its figures to the controller, which prints them all."""
 
 from __future__ import annotations
 
@@ -12,6 +12,15 @@ _FIGURES: dict[str, list[str]] = defaultdict(list)
 
 def record(title: str, *lines: str) -> None:
     _FIGURES[title].extend(lines)
+
+
+def export() -> dict[str, list[str]]:
+    return dict(_FIGURES)
+
+
+def merge(exported: dict[str, list[str]]) -> None:
+    for title, lines in exported.items():
+        record(title, *lines)
 
 
 def print_figures(terminalreporter: pytest.TerminalReporter) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import jwt
 
-from cancel_service.errors import AuthenticationFailed, DependencyUnavailable
+from cancel_service.errors import AuthenticationFailed, DependencyUnavailable, OriginForbidden
 from cancel_service.models import Caller
 from cancel_service.observability import logger, tracer
 
@@ -281,3 +281,32 @@ class SessionTokenVerifier:
         if claims.get("sts") == "pending":
             raise AuthenticationFailed("pending_session")
         return Caller(user_id=user_id, session_id=session_id, org_id=_active_org_id(claims))
+
+
+# --- who sent the request ----------------------------------------------------------------------------
+
+
+class SessionAuthenticator:
+    """The caller of a request: its session token found, verified, and taken from a cookie only
+    when the request comes from one of the app's own origins (a cookie rides along with any
+    cross-site request)."""
+
+    def __init__(
+        self, verifier: SessionTokenVerifier, authorized_parties: frozenset[str], publishable_key: str | None
+    ) -> None:
+        self._verifier = verifier
+        self._authorized_parties = authorized_parties
+        self._publishable_key = publishable_key
+
+    def caller(self, headers: Mapping[str, str], cookies: Sequence[str]) -> Caller:
+        """Raise AuthenticationFailed (no acceptable token) or OriginForbidden (a cookie from a
+        foreign origin)."""
+        token = presented_token(headers, cookies, self._publishable_key)
+        if token is None:
+            raise AuthenticationFailed("missing_token", token_sent=False)
+        caller = self._verifier.verify(token.value)
+        origin = headers.get("origin")
+        parties = self._authorized_parties
+        if token.from_cookie and origin and parties and origin not in parties:
+            raise OriginForbidden(origin)
+        return caller

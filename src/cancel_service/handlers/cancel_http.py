@@ -1,8 +1,8 @@
 """POST /api/messages/cancel: the user's Stop button (API Gateway HTTP API, payload 2.0).
 
 The handler only turns HTTP into a call of the cancel core and the outcome back into HTTP.
-Every error of the contract is raised once where it is found and mapped to its response here,
-in `_error_response`; nothing else in the service knows about status codes.
+Every error of the contract is raised once where it is found and mapped to its answer here, in
+one table (`_ANSWERS`); nothing else in the service knows about status codes.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,6 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancel_service.adapters.clerk import presented_token
-from cancel_service.config import clerk_config
 from cancel_service.errors import (
     AuthenticationFailed,
     CancelServiceError,
@@ -33,7 +32,7 @@ from cancel_service.errors import (
 )
 from cancel_service.models import PROJECT_ID_PATTERN
 from cancel_service.observability import logger, metrics, tracer
-from cancel_service.runtime import cancel_service, session_verifier
+from cancel_service.runtime import authenticator, cancel_service
 
 MAX_BODY_BYTES = 16 * 1024
 RETRY_AFTER_SECONDS = "2"
@@ -89,19 +88,11 @@ def cancel_messages() -> Response[str]:
     metrics.add_metric(name="CancelRequests", unit=MetricUnit.Count, value=1)
     event = app.current_event
     text = _body_text(event)
-    clerk = clerk_config()
-    token = presented_token(event.headers, event.cookies or [], clerk.publishable_key)
-    if token is None:
-        raise AuthenticationFailed("missing_token", token_sent=False)
-    caller = session_verifier().verify(token.value)
-    # A cookie rides along with any cross-site request: only the app's own origins may use it.
-    origin = event.headers.get("origin")
-    if token.from_cookie and origin and clerk.authorized_parties and origin not in clerk.authorized_parties:
-        raise OriginForbidden(origin)
+    caller = authenticator().caller(event.headers, event.cookies or [])
     logger.append_keys(user_id=caller.user_id)
-
     body = CancelMessagesBody.from_json(text)
     logger.append_keys(project_id=body.project_id)
+
     result = cancel_service().cancel_project_for(caller, body.project_id, _request_id(event))
     metrics.add_metric(name="MessagesCancelled", unit=MetricUnit.Count, value=len(result.cancelled_ids))
     logger.info("cancel handled", extra={"cancelled_count": len(result.cancelled_ids)})
@@ -131,42 +122,71 @@ def _count(name: str, dimension: str, value: str) -> None:
         metric.add_dimension(name=dimension, value=value)
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """The contract's answer to one error: status, code and message (None: the error's own
+    words, which say what was wrong), extra headers; its log line and details (by default the
+    status and code); and the failure metric it counts, if any."""
+
+    status: int
+    code: str
+    message: str | None
+    headers: Callable[[Any], dict[str, str]] | None = None
+    log: str = "request refused"
+    details: Callable[[Any], dict[str, Any]] | None = None
+    counted: Callable[[Any], None] | None = None
+
+
+# WWW-Authenticate: a token that was sent and refused, or none sent at all.
+_CHALLENGES = {True: 'Bearer error="invalid_token"', False: "Bearer"}
+
+_ANSWERS: dict[type[CancelServiceError], _Answer] = {
+    InvalidRequest: _Answer(400, "invalid_request", None),
+    AuthenticationFailed: _Answer(
+        401,
+        "unauthenticated",
+        "A valid session token is required.",
+        headers=lambda error: {"WWW-Authenticate": _CHALLENGES[error.token_sent]},
+        log="request refused: not authenticated",
+        details=lambda error: {"reason": error.reason},
+        counted=lambda error: _count("AuthFailures", "reason", error.reason),
+    ),
+    OriginForbidden: _Answer(
+        403,
+        "forbidden",
+        "This origin may not use the session cookie.",
+        log="request refused: cookie from a foreign origin",
+        details=lambda error: {"origin": str(error)},
+        counted=lambda _error: _count("AuthFailures", "reason", "forbidden_origin"),
+    ),
+    ProjectNotFound: _Answer(404, "project_not_found", "No such project."),
+    PayloadTooLarge: _Answer(413, "payload_too_large", "The request body is over 16 KiB."),
+    UnsupportedMediaType: _Answer(
+        415, "unsupported_media_type", "The request body must be application/json."
+    ),
+    DependencyUnavailable: _Answer(
+        503,
+        "unavailable",
+        "A service this request needs is unavailable; please retry.",
+        headers=lambda _error: {"Retry-After": RETRY_AFTER_SECONDS},
+        log="dependency unavailable",
+        details=lambda error: {"dependency": error.dependency, "kept_cancelled": error.cancelled_ids},
+        counted=lambda error: _count("DependencyFailures", "dependency", error.dependency),
+    ),
+}
+
+
 @app.exception_handler(CancelServiceError)  # type: ignore[untyped-decorator]
 def _error_response(error: CancelServiceError) -> Response[str]:
-    if isinstance(error, DependencyUnavailable):
-        _count("DependencyFailures", "dependency", error.dependency)
-        logger.exception(
-            "dependency unavailable",
-            extra={"dependency": error.dependency, "kept_cancelled": error.cancelled_ids},
-        )
-        return _error(
-            503,
-            "unavailable",
-            "A service this request needs is unavailable; please retry.",
-            {"Retry-After": RETRY_AFTER_SECONDS},
-        )
-    if isinstance(error, AuthenticationFailed):
-        _count("AuthFailures", "reason", error.reason)
-        logger.info("request refused: not authenticated", extra={"reason": error.reason})
-        challenge = 'Bearer error="invalid_token"' if error.token_sent else "Bearer"
-        return _error(
-            401, "unauthenticated", "A valid session token is required.", {"WWW-Authenticate": challenge}
-        )
-    if isinstance(error, OriginForbidden):
-        _count("AuthFailures", "reason", "forbidden_origin")
-        logger.info("request refused: cookie from a foreign origin", extra={"origin": str(error)})
-        return _error(403, "forbidden", "This origin may not use the session cookie.")
-    status, code, message = _CLIENT_ERRORS[type(error)]
-    logger.info("request refused", extra={"status": status, "code": code})
-    return _error(status, code, str(error) if isinstance(error, InvalidRequest) else message)
-
-
-_CLIENT_ERRORS: dict[type[CancelServiceError], tuple[int, str, str]] = {
-    InvalidRequest: (400, "invalid_request", ""),
-    ProjectNotFound: (404, "project_not_found", "No such project."),
-    PayloadTooLarge: (413, "payload_too_large", "The request body is over 16 KiB."),
-    UnsupportedMediaType: (415, "unsupported_media_type", "The request body must be application/json."),
-}
+    answer = _ANSWERS[type(error)]
+    if answer.counted is not None:
+        answer.counted(error)
+    details = answer.details(error) if answer.details else {"status": answer.status, "code": answer.code}
+    # A stack trace for a failure of ours (5xx) only; a refused request is an info line.
+    log = logger.exception if answer.status >= 500 else logger.info
+    log(answer.log, extra=details)
+    message = str(error) if answer.message is None else answer.message
+    return _error(answer.status, answer.code, message, answer.headers(error) if answer.headers else None)
 
 
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
