@@ -40,6 +40,7 @@ TABLE_NAMES = {
     "MessagesTable": "benchmark-messages",
     "ProjectsTable": "benchmark-projects",
     "BulkStateTable": "benchmark-bulk-state",
+    "StopPaceTable": "benchmark-stop-pace",
 }
 PROJECT_ID = "k57benchmark0001"
 OWNER = "user_2benchmarkOwner"
