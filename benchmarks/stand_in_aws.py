@@ -41,6 +41,7 @@ TABLE_NAMES = {
     "ProjectsTable": "benchmark-projects",
     "BulkStateTable": "benchmark-bulk-state",
     "AgeIndexTable": "benchmark-age-index",
+    "StopPaceTable": "benchmark-stop-pace",
 }
 PROJECT_ID = "k57benchmark0001"
 OWNER = "user_2benchmarkOwner"

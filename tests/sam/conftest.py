@@ -135,6 +135,7 @@ def env_vars_file(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "MESSAGES_TABLE": TABLE_NAMES["MessagesTable"],
         "PROJECTS_TABLE": TABLE_NAMES["ProjectsTable"],
         "BULK_STATE_TABLE": TABLE_NAMES["BulkStateTable"],
+        "STOP_PACE_TABLE": TABLE_NAMES["StopPaceTable"],
         "EVENT_BUS_NAME": BUS_NAME,
         "CLERK_ISSUER": DEV_ISSUER,
         "CLERK_JWT_KEY": SigningKey.development().public_pem(),

@@ -25,6 +25,7 @@ TABLE_NAMES = {
     "MessagesTable": "sam-messages",
     "ProjectsTable": "sam-projects",
     "BulkStateTable": "sam-bulk-state",
+    "StopPaceTable": "sam-stop-pace",
 }
 BUS_NAME = "sam-cancel-bus"
 
