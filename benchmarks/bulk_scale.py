@@ -41,13 +41,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import boto3  # noqa: E402
+from botocore.config import Config  # noqa: E402
 from event_delivery import Recorder, StopQueue  # noqa: E402
 from lambda_context import ACCOUNT, REGION, LambdaContext  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from moto.events.models import EventPattern  # noqa: E402
 
 from cancel_service.models import utc_timestamp  # noqa: E402
+from devstack.lambdas import Invocation  # noqa: E402
 from devstack.provision import create_tables  # noqa: E402
+from devstack.stream_source import ShardReader, StreamSource  # noqa: E402
 from devstack.template import load_template  # noqa: E402
 
 if TYPE_CHECKING:
@@ -58,6 +61,7 @@ TABLES = {
     "ProjectsTable": "scale-projects",
     "StopPaceTable": "scale-stop-pace",
     "BulkStateTable": "scale-bulk-state",
+    "AgeIndexTable": "scale-age-index",
 }
 BUS = "scale-cancel"
 AGENT = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:scale-agent"
@@ -103,6 +107,24 @@ def seed(dynamodb: Any, messages: int, projects: int) -> list[str]:
     return ids
 
 
+def index_ages(dynamodb: Any, template: dict[str, Any]) -> None:
+    """The age index as AgeIndexFunction keeps it: every seeded message's stream record delivered
+    in order, in the template's batches (before the clock starts: the bulk reads, not this)."""
+    from cancel_service.handlers import age_index_stream
+
+    # moto knows the streams endpoint by its region, not botocore's newer endpoint by account.
+    streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
+    stream_arn = dynamodb.describe_table(TableName=TABLES["MessagesTable"])["Table"]["LatestStreamArn"]
+    mapping = template["Resources"]["AgeIndexFunction"]["Properties"]["Events"]["MessageChanged"]
+    source = StreamSource.of({**mapping["Properties"], "Stream": stream_arn})
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        reader = ShardReader(streams, source, shard["ShardId"])
+        while batch := reader.batch():
+            result = age_index_stream.handler({"Records": batch}, budget_context("AgeIndexFunction"))
+            if not reader.done(batch, Invocation("scale", result=result)):
+                raise RuntimeError(f"the age index function failed a batch: {result}")
+
+
 def execution_arn(message_id: str) -> str:
     return AGENT.replace(":stateMachine:", ":execution:") + f":{message_id}"
 
@@ -135,6 +157,8 @@ def run(messages: int, projects: int, rate: float) -> int:
         PROJECTS_TABLE=TABLES["ProjectsTable"],
         BULK_STATE_TABLE=TABLES["BulkStateTable"],
         BULK_STATE_RETENTION_SECONDS="259200",
+        AGE_INDEX_TABLE=TABLES["AgeIndexTable"],
+        AGE_INDEX_SHARDS=str(template["Parameters"]["AgeIndexShards"]["Default"]),
         EVENT_BUS_NAME=BUS,
         AGENT_STATE_MACHINE_ARN=AGENT,
         STOP_EXECUTIONS_PER_SECOND=str(rate),
@@ -147,6 +171,7 @@ def run(messages: int, projects: int, rate: float) -> int:
         create_tables(dynamodb, TABLES, template)
         boto3.client("events").create_event_bus(Name=BUS)
         ids = seed(dynamodb, messages, projects)
+        index_ages(dynamodb, template)
         from cancel_service.handlers import bulk_cancel, stop_agent
 
         started = time.monotonic()

@@ -40,6 +40,7 @@ TABLE_NAMES = {
     "MessagesTable": "benchmark-messages",
     "ProjectsTable": "benchmark-projects",
     "BulkStateTable": "benchmark-bulk-state",
+    "AgeIndexTable": "benchmark-age-index",
     "StopPaceTable": "benchmark-stop-pace",
 }
 PROJECT_ID = "k57benchmark0001"

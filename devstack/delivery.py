@@ -8,7 +8,7 @@
 - Asynchronous invocations: Lambda's retries (EventInvokeConfig's MaximumRetryAttempts, seconds
   apart instead of minutes), then the OnFailure destination queue with Lambda's failure record.
 - Schedules: `rate(...)` schedules run on a timer with their Input.
-- SQS event sources: devstack.sqs_source.
+- SQS event sources: devstack.sqs_source; DynamoDB stream event sources: devstack.stream_source.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from devstack.constants import ACCOUNT, REGION
 from devstack.demo import iso_now
 from devstack.lambdas import FunctionPool, Invocation
 from devstack.sqs_source import SqsSource, start_pollers
+from devstack.stream_source import StreamSource, start_stream_pollers
 from devstack.template import FunctionEvent, FunctionSpec, Template
 
 if TYPE_CHECKING:
@@ -89,10 +90,26 @@ class Delivery:
                     start_pollers(
                         source, self._pools[spec.logical_id], self._aws, self._background, self._log
                     )
+                elif event.type == "DynamoDB":
+                    self._stream(spec, event)
                 elif event.type != "HttpApi":
                     self._log(f"! {spec.logical_id}.{event.name}: event source {event.type} not run locally")
         for logical_id, resource in self._template.of_type("AWS::Events::Rule").items():
             self._rule_to_queues(logical_id, self._template.resolve(resource.get("Properties") or {}))
+
+    def _stream(self, spec: FunctionSpec, event: FunctionEvent) -> None:
+        """The table's stream as moto named it (the template's ARN names the table)."""
+        table = str(event.properties["Stream"]).split(":table/", 1)[1].split("/", 1)[0]
+        stream_arn = self._aws.dynamodb().describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        source = StreamSource.of({**event.properties, "Stream": stream_arn})
+        start_stream_pollers(
+            source,
+            self._pools[spec.logical_id],
+            self._aws.client("dynamodbstreams"),
+            self._background,
+            self._log,
+        )
+        self.rules.append(f"stream of {table} -> {spec.logical_id}")
 
     def _put_rule(
         self, rule: str, props: dict[str, Any], pattern: Any, target_id: str, queue_arn: str

@@ -111,6 +111,8 @@ class Resolver:
             return self.physical_name(logical_id)
         if attribute == "QueueUrl":
             return str(self.ref(logical_id))
+        if attribute == "StreamArn":  # its label is the stream's creation time: the stack asks moto
+            return f"{self.arn(logical_id)}/stream/latest"
         raise TemplateError(f"!GetAtt {logical_id}.{attribute} is not known to the local stack")
 
     # --- intrinsic functions ------------------------------------------------------------------

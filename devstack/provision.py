@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def create_tables(client: DynamoDBClient, table_names: dict[str, str], template: dict[str, Any]) -> None:
     """Create every AWS::DynamoDB::Table of the template as written, named `table_names[logical id]`:
-    its keys, billing mode and indexes (what DynamoDB's answers depend on)."""
+    its keys, billing mode, indexes and stream (what DynamoDB's answers depend on)."""
     for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
         properties = resource["Properties"]
         request: dict[str, Any] = {
@@ -30,6 +30,8 @@ def create_tables(client: DynamoDBClient, table_names: dict[str, str], template:
         }
         if "GlobalSecondaryIndexes" in properties:
             request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        if "StreamSpecification" in properties:  # CloudFormation's form: a view type means enabled
+            request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
         client.create_table(**request)
 
 

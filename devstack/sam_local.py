@@ -12,7 +12,7 @@ from devstack.demo import DemoData
 from devstack.provision import create_bus, create_tables
 from devstack.template import load_template
 
-SAM_LOCAL_TABLES = ("MessagesTable", "ProjectsTable", "BulkStateTable", "StopPaceTable")
+SAM_LOCAL_TABLES = ("MessagesTable", "ProjectsTable", "BulkStateTable", "StopPaceTable", "AgeIndexTable")
 SAM_LOCAL_BUS = "CancelBus"
 
 

@@ -18,6 +18,7 @@ os.environ.update(
 
 import boto3
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 
 from cancel_service import config, runtime
@@ -26,7 +27,8 @@ from devstack.clerk import DEV_ISSUER, DEV_ORIGIN, JwksServer, SigningKey, sessi
 from devstack.provision import create_tables
 from devstack.template import load_template
 from support import figures
-from support.constants import AGENT_STATE_MACHINE_ARN, BUS_NAME, OWNER, REGION, TABLE_NAMES
+from support.age_stream import AgeStream
+from support.constants import AGE_INDEX_SHARDS, AGENT_STATE_MACHINE_ARN, BUS_NAME, OWNER, REGION, TABLE_NAMES
 from support.fault_ledger import BULK_TOTALS, TITLE, TOTALS, bulk_totals_line, totals_line
 from support.lambda_context import LambdaContext
 from support.store import Store, bus_with_capture_queue
@@ -138,6 +140,8 @@ def environment(monkeypatch: pytest.MonkeyPatch, jwks: JwksServer) -> None:
         "PROJECTS_TABLE": TABLE_NAMES["ProjectsTable"],
         "BULK_STATE_TABLE": TABLE_NAMES["BulkStateTable"],
         "BULK_STATE_RETENTION_SECONDS": "259200",
+        "AGE_INDEX_TABLE": TABLE_NAMES["AgeIndexTable"],
+        "AGE_INDEX_SHARDS": str(AGE_INDEX_SHARDS),
         "EVENT_BUS_NAME": BUS_NAME,
         "CLERK_ISSUER": DEV_ISSUER,
         "CLERK_JWKS_URL": jwks.url,
@@ -162,6 +166,37 @@ def store(environment: None, template: dict[str, Any]) -> Iterator[Store]:  # no
         events, sqs = boto3.client("events"), boto3.client("sqs")
         queue_url = bus_with_capture_queue(events, sqs, BUS_NAME, "published-events")
         yield Store(dynamodb, events, sqs, queue_url)
+
+
+@pytest.fixture
+def age_stream(store: Store, template: dict[str, Any]) -> AgeStream:
+    """The messages table's stream, delivered to the age index's function when the test says."""
+    # moto knows the streams endpoint by its region, not botocore's newer endpoint by account.
+    streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
+    return AgeStream(store.dynamodb, streams, TABLE_NAMES["MessagesTable"], template)
+
+
+@pytest.fixture(autouse=True)
+def _age_index_follows_the_stream(request: pytest.FixtureRequest) -> None:
+    """Wherever a test has the template's tables, the age index is kept from their stream."""
+    if "store" in request.fixturenames:
+        request.getfixturevalue("caught_up_age_index")
+
+
+@pytest.fixture
+def caught_up_age_index(age_stream: AgeStream, monkeypatch: pytest.MonkeyPatch) -> AgeStream:
+    """An age index whose function has handled every change before each reading (no lag):
+    what the bulk by age and the sweep read once the stream is delivered."""
+    from cancel_service.adapters.age_index import AgeIndex
+
+    read = AgeIndex.stale_page
+
+    def caught_up(index: AgeIndex, cutoff: str, after: str | None, limit: int) -> Any:
+        age_stream.deliver()
+        return read(index, cutoff, after, limit)
+
+    monkeypatch.setattr(AgeIndex, "stale_page", caught_up)
+    return age_stream
 
 
 @pytest.fixture

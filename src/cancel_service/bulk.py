@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
+from cancel_service.adapters.age_index import AgeIndex
 from cancel_service.adapters.bulk_events import BulkEventPublisher
 from cancel_service.adapters.bulk_state import (
     BulkIdTaken,
@@ -140,6 +141,7 @@ class BulkCancelService:
         self,
         projects: ProjectsTable,
         messages: MessagesTable,
+        ages: AgeIndex,
         cancel_service: CancelService,
         events: BulkEventPublisher,
         states: BulkStateTable,
@@ -155,7 +157,7 @@ class BulkCancelService:
         self._retention_seconds = retention_seconds
         self._clock = clock
         self._sleep = sleep
-        self._pages = BulkPages(projects, messages, self._retrying)
+        self._pages = BulkPages(projects, messages, ages, self._retrying)
 
     def run(
         self,

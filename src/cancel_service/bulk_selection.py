@@ -2,7 +2,8 @@
 
 A selection (listed projects, an owner's projects, or messages processing for too long) is read
 from indexes a page at a time. Where the next page starts is plain data (`event_models.Position`):
-the project and the index's page key, or the age cutoff the bulk fixed when it started. The bulk
+the project and the index's page key, or the age cutoff the bulk fixed when it started and the
+age index's position it read last. The bulk
 keeps it in its state table after every page, and names it in its continuations.
 """
 
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol, TypeVar
 
+from cancel_service.adapters.age_index import AgeIndex
 from cancel_service.adapters.messages import MessagePage, MessagesTable, PageKey
 from cancel_service.adapters.projects import ProjectsTable
 from cancel_service.event_models import (
@@ -53,6 +55,7 @@ class BulkPages:
 
     projects: ProjectsTable
     messages: MessagesTable
+    ages: AgeIndex
     retrying: Retrying
 
     @staticmethod
@@ -68,8 +71,9 @@ class BulkPages:
     def page(self, selection: BulkSelection, position: Position, limit: int) -> Page:
         """Up to `limit` messages from `position` on."""
         if isinstance(selection, BulkOlderThan) and isinstance(position, AgePosition):
-            found = self._read(self.messages.processing_updated_before_page, position.cutoff, position, limit)
-            return _page(found, None if found.next_key is None else _at(position, found.next_key))
+            aged = self.retrying(partial(self.ages.stale_page, position.cutoff, position.after, limit))
+            following = None if aged.after is None else position.model_copy(update={"after": aged.after})
+            return Page(aged.messages, aged.unreadable, following)
         if isinstance(selection, BulkByOwner) and isinstance(position, OwnerPosition):
             return self._owner_page(selection, position, limit)
         if isinstance(selection, BulkByProjects) and isinstance(position, ProjectsPosition):

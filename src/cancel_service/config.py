@@ -104,6 +104,19 @@ def bulk_state_config() -> BulkStateConfig:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AgeIndexConfig:
+    """The age index table and its shard count (the stream function and the bulk function)."""
+
+    table: str
+    shards: int
+
+
+@cache
+def age_index_config() -> AgeIndexConfig:
+    return AgeIndexConfig(table=_required("AGE_INDEX_TABLE"), shards=_positive_integer("AGE_INDEX_SHARDS"))
+
+
 @cache
 def store_config() -> StoreConfig:
     return StoreConfig(

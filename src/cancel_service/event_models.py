@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser import BaseModel, Field
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import ConfigDict, NonNegativeInt, StrictBool, StrictInt, StringConstraints
+from pydantic import ConfigDict, NonNegativeInt, StrictBool, StrictInt, StringConstraints, model_validator
 
 from cancel_service.models import PROJECT_ID_PATTERN
 
@@ -106,9 +106,20 @@ class OwnerPosition(_Cursor):
 
 
 class AgePosition(_Cursor):
-    """A bulk by age resumes at this page of the messages before the cutoff its first invocation fixed."""
+    """A bulk by age resumes with the cutoff its first invocation fixed, after this position of
+    the age index (`updatedAt#id`, the last one it read: None, from the oldest). The age index has
+    no page key: `startKey` stays empty."""
 
     cutoff: Timestamp
+    after: str | None = Field(default=None, min_length=1, max_length=1200)
+
+    @model_validator(mode="after")
+    def _after_before_cutoff(self) -> AgePosition:
+        if self.start_key is not None:
+            raise ValueError("a position of the age index has no page key")
+        if self.after is not None and not self.after < self.cutoff:
+            raise ValueError("the position is not before the cutoff")
+        return self
 
 
 class _BulkSelection(_Strict):

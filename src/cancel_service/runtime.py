@@ -32,6 +32,7 @@ from cancel_service.adapters.messages import MessagesTable
 from cancel_service.adapters.projects import ProjectsTable
 from cancel_service.cancel import CancelService, ExecutorCalls
 from cancel_service.config import (
+    age_index_config,
     agent_state_machine_arn,
     bulk_state_config,
     clerk_config,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
 
+    from cancel_service.adapters.age_index import AgeIndex
     from cancel_service.adapters.stop_pace import SharedPace
     from cancel_service.agent_outcomes import AgentOutcomes
     from cancel_service.agent_stops import AgentStops
@@ -72,6 +74,19 @@ def _projects() -> ProjectsTable:
 _AWS_CALLS = ThreadPoolExecutor(max_workers=CALL_CONCURRENCY, thread_name_prefix="aws-call")
 
 
+# The age index's shards are read at once on their own executor: a read may come from a thread
+# of the one above.
+_SHARD_READS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="age-shard")
+
+
+@cache
+def age_index() -> AgeIndex:
+    from cancel_service.adapters.age_index import AgeIndex
+
+    config = age_index_config()
+    return AgeIndex(config.table, store_config().messages_table, config.shards, _dynamodb(), _SHARD_READS)
+
+
 @cache
 def cancel_service() -> CancelService:
     return CancelService(
@@ -92,6 +107,7 @@ def bulk_cancel_service() -> BulkCancelService:
     return BulkCancelService(
         projects=_projects(),
         messages=_messages(),
+        ages=age_index(),
         cancel_service=cancel_service(),
         events=BulkEventPublisher(store_config().event_bus_name, _events()),
         states=BulkStateTable(state.table, _dynamodb()),

@@ -85,7 +85,7 @@ def test_bulk_cancel_function(
         ExpressionAttributeValues={":now": {"S": utc_timestamp()}},
     )
     untouched = {"pa1-done": "completed", "pa2-broke": "failed", "pb1-recent": "processing"}
-    by_age = case.call == "Query byStatusAndUpdatedAt"
+    by_age = case.call in ("Query byShardAndPosition", "BatchGetItem")  # the age index's reads
     detail = {"olderThanSeconds": 3600} if by_age else {"ownerId": OWNER_A}
     # The first bulk stops at its cap; the operator's second one (another bulkId) takes the rest.
     caps: dict[str, int | None] = {BULK_ID: CAP, SECOND_BULK_ID: None}

@@ -136,6 +136,7 @@ def env_vars_file(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "PROJECTS_TABLE": TABLE_NAMES["ProjectsTable"],
         "BULK_STATE_TABLE": TABLE_NAMES["BulkStateTable"],
         "STOP_PACE_TABLE": TABLE_NAMES["StopPaceTable"],
+        "AGE_INDEX_TABLE": TABLE_NAMES["AgeIndexTable"],
         "EVENT_BUS_NAME": BUS_NAME,
         "CLERK_ISSUER": DEV_ISSUER,
         "CLERK_JWT_KEY": SigningKey.development().public_pem(),

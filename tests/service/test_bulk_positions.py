@@ -19,7 +19,8 @@ def project_key(message_id: str, project_id: str, status: str = "processing") ->
     return {"id": {"S": message_id}, "projectId": {"S": project_id}, "status": {"S": status}}
 
 
-AGE_KEY_AFTER_CUTOFF = {"id": {"S": "a1"}, "status": {"S": "processing"}, "updatedAt": {"S": RECENTLY}}
+# A position of the age index (`updatedAt#id`) later than the cutoff it continues.
+AGE_POSITION_AFTER_CUTOFF = f"{RECENTLY}#a1"
 
 
 def test_a_position_from_another_source_is_refused_and_changes_nothing(bulk_scene, lambda_context, log_lines):
@@ -127,9 +128,10 @@ def test_a_tampered_page_key_is_refused_not_retried(bulk_scene, lambda_context, 
     "cursor",
     [
         {"cutoff": LONG_AGO, "startKey": project_key("a1", "p1")},
-        {"cutoff": LONG_AGO, "startKey": AGE_KEY_AFTER_CUTOFF},
+        {"cutoff": LONG_AGO, "after": AGE_POSITION_AFTER_CUTOFF},
+        {"cutoff": LONG_AGO, "after": ""},
     ],
-    ids=["key-of-another-index", "key-after-the-cutoff"],
+    ids=["key-of-another-index", "position-after-the-cutoff", "empty-position"],
 )
 def test_an_age_position_must_stay_before_its_cutoff(bulk_scene, lambda_context, cursor):
     detail = {"olderThanSeconds": 3600, "cursor": {**cursor, "progress": PROGRESS}}

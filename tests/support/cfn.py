@@ -20,6 +20,7 @@ FUNCTIONS = {
     "BulkStopAgentFunction": "cancel_service.handlers.stop_agent.bulk_lane_handler",
     "BulkCancelFunction": "cancel_service.handlers.bulk_cancel.handler",
     "ExecutionStatusFunction": "cancel_service.handlers.execution_status.handler",
+    "AgeIndexFunction": "cancel_service.handlers.age_index_stream.handler",
 }
 
 

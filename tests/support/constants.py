@@ -16,7 +16,10 @@ TABLE_NAMES = {
     "ProjectsTable": "test-projects",
     "StopPaceTable": "test-stop-pace",
     "BulkStateTable": "test-bulk-state",
+    "AgeIndexTable": "test-age-index",
 }
+# Several shards, so that every reading of the age index merges them.
+AGE_INDEX_SHARDS = 4
 BUS_NAME = "test-cancel-bus"
 
 OWNER = "user_2owner"

@@ -86,7 +86,8 @@ BULK_CASES = list(
         [
             "Query byOwner",
             "Query byProjectAndStatus",
-            "Query byStatusAndUpdatedAt",
+            "Query byShardAndPosition",
+            "BatchGetItem",
             "PutEvents app.messages",
             "UpdateItem",
             "PutEvents app.messages.bulk",

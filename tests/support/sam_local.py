@@ -26,6 +26,7 @@ TABLE_NAMES = {
     "ProjectsTable": "sam-projects",
     "BulkStateTable": "sam-bulk-state",
     "StopPaceTable": "sam-stop-pace",
+    "AgeIndexTable": "sam-age-index",
 }
 BUS_NAME = "sam-cancel-bus"
 

@@ -81,6 +81,7 @@ def test_bulk_function_queries_only_its_indexes_and_publishes_only_its_sources(c
         "dynamodb:PutItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
         "events:PutEvents",
         "sqs:SendMessage",
     }
@@ -91,9 +92,12 @@ def test_bulk_function_queries_only_its_indexes_and_publishes_only_its_sources(c
     assert sids["ReadPageInFlight"]["Resource"] == {"Fn::GetAtt": ["MessagesTable", "Arn"]}
     assert sids["ReadProcessingMessages"]["Resource"] == [
         index_arn("MessagesTable", "byProjectAndStatus"),
-        index_arn("MessagesTable", "byStatusAndUpdatedAt"),
+        index_arn("AgeIndexTable", "byShardAndPosition"),
     ]
     assert sids["CancelMessages"]["Resource"] == {"Fn::GetAtt": ["MessagesTable", "Arn"]}
+    # The age index's entries are checked against the messages, and repaired in the index only.
+    assert sids["ReadPageInFlight"]["Action"] == "dynamodb:BatchGetItem"
+    assert sids["RepairAgeIndexEntries"]["Resource"] == {"Fn::GetAtt": ["AgeIndexTable", "Arn"]}
     publish = sids["PublishCancelContinuationAndReportEvents"]
     assert publish["Resource"] == {"Fn::GetAtt": ["CancelBus", "Arn"]}
     assert publish["Condition"] == {"StringEquals": {"events:source": ["app.messages", "app.messages.bulk"]}}
@@ -109,6 +113,20 @@ def test_execution_status_function_reads_the_execution_index_only(cfn):
     sids = by_sid(cfn, "ExecutionStatusFunction")
     assert sids["FindMessageOfExecution"]["Resource"] == index_arn("MessagesTable", "byExecutionArn")
     assert sids["PublishCancelEvents"]["Condition"] == {"StringEquals": {"events:source": "app.messages"}}
+
+
+def test_age_index_function_reads_the_messages_stream_and_writes_the_age_index_only(cfn):
+    assert actions(cfn, "AgeIndexFunction") == {
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    }
+    sids = by_sid(cfn, "AgeIndexFunction")
+    assert sids["KeepAgeIndex"]["Resource"] == {"Fn::GetAtt": ["AgeIndexTable", "Arn"]}
+    assert sids["ReadMessagesStream"]["Resource"] == {"Fn::GetAtt": ["MessagesTable", "StreamArn"]}
 
 
 def test_no_function_may_scan_or_use_wildcards(cfn):
@@ -129,11 +147,12 @@ def test_indexes_the_functions_read(template):
             for index in template["Resources"][table]["Properties"]["GlobalSecondaryIndexes"]
         }
 
+    # No index keyed by status alone: see tests/unit/test_age_index_template.py.
     assert indexes("MessagesTable") == {
         "byProjectAndStatus": ["projectId", "status"],
-        "byStatusAndUpdatedAt": ["status", "updatedAt"],
         "byExecutionArn": ["executionArn"],
     }
+    assert indexes("AgeIndexTable") == {"byShardAndPosition": ["shard", "position"]}
     assert indexes("ProjectsTable") == {"byOwner": ["ownerId"]}
 
 

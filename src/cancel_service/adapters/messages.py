@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 # Keyed (projectId, status): a project's processing messages and nothing else.
 BY_PROJECT_AND_STATUS = "byProjectAndStatus"
-# Keyed (status, updatedAt): the processing messages not touched since a cutoff, in every project.
-BY_STATUS_AND_UPDATED_AT = "byStatusAndUpdatedAt"
 # Keyed executionArn, sparse: only messages that an agent execution works on are in it.
 BY_EXECUTION_ARN = "byExecutionArn"
 PROCESSING = "processing"
@@ -42,9 +40,6 @@ class _IndexQuery:
 
 
 _PROCESSING_IN_PROJECT = _IndexQuery(BY_PROJECT_AND_STATUS, "projectId = :project AND #status = :processing")
-_PROCESSING_UPDATED_BEFORE = _IndexQuery(
-    BY_STATUS_AND_UPDATED_AT, "#status = :processing AND updatedAt < :cutoff"
-)
 
 # An ExclusiveStartKey / LastEvaluatedKey of an index query: string key attributes only, so it
 # travels as plain JSON inside a continuation event.
@@ -86,7 +81,7 @@ class ConditionalUpdate:
     item: dict[str, AttributeValueTypeDef]
 
 
-def _to_message(item: dict[str, AttributeValueTypeDef]) -> ProcessingMessage:
+def to_message(item: dict[str, AttributeValueTypeDef]) -> ProcessingMessage:
     arn = item.get("executionArn", {}).get("S")
     return ProcessingMessage(
         id=item["id"]["S"],
@@ -96,7 +91,7 @@ def _to_message(item: dict[str, AttributeValueTypeDef]) -> ProcessingMessage:
     )
 
 
-def _readable(item: dict[str, AttributeValueTypeDef]) -> bool:
+def readable(item: dict[str, AttributeValueTypeDef]) -> bool:
     """The item is a message as the contract has it: a project id of the contract's form, and
     string attributes where strings are expected."""
     project_id = item.get("projectId", {}).get("S")
@@ -116,12 +111,6 @@ class MessagesTable:
         self, project_id: str, start_key: PageKey | None, limit: int | None = None
     ) -> MessagePage:
         return self._page(_PROCESSING_IN_PROJECT, {":project": {"S": project_id}}, start_key, limit)
-
-    def processing_updated_before_page(
-        self, cutoff: str, start_key: PageKey | None, limit: int | None = None
-    ) -> MessagePage:
-        """Processing messages whose `updatedAt` is before `cutoff` (same ISO-8601 format), oldest first."""
-        return self._page(_PROCESSING_UPDATED_BEFORE, {":cutoff": {"S": cutoff}}, start_key, limit)
 
     @tracer.capture_method
     def _page(
@@ -149,11 +138,11 @@ class MessagesTable:
             raise DependencyUnavailable("dynamodb") from error
         next_key = response.get("LastEvaluatedKey")
         items = response.get("Items", [])
-        unreadable = tuple(item["id"]["S"] for item in items if not _readable(item))
+        unreadable = tuple(item["id"]["S"] for item in items if not readable(item))
         if unreadable:
             logger.warning("unreadable messages skipped", extra={"message_ids": unreadable})
         return MessagePage(
-            messages=tuple(_to_message(item) for item in items if _readable(item)),
+            messages=tuple(to_message(item) for item in items if readable(item)),
             next_key={name: {"S": value["S"]} for name, value in next_key.items()} if next_key else None,
             unreadable=unreadable,
         )
@@ -181,9 +170,9 @@ class MessagesTable:
             except (ClientError, BotoCoreError) as error:
                 raise DependencyUnavailable("dynamodb") from error
             for item in response.get("Responses", {}).get(self._table_name, []):
-                if _readable(item) and "S" in item.get("status", {}):
+                if readable(item) and "S" in item.get("status", {}):
                     found[item["id"]["S"]] = ExecutionMessage(
-                        _to_message(item), item["status"]["S"], item.get("cancelRequestId", {}).get("S")
+                        to_message(item), item["status"]["S"], item.get("cancelRequestId", {}).get("S")
                     )
             unprocessed = response.get("UnprocessedKeys", {})
             keys = list(unprocessed[self._table_name]["Keys"]) if self._table_name in unprocessed else []
@@ -202,7 +191,7 @@ class MessagesTable:
         )
         try:
             return [
-                ExecutionMessage(_to_message(item), item["status"]["S"])
+                ExecutionMessage(to_message(item), item["status"]["S"])
                 for page in pages
                 for item in page.get("Items", [])
             ]

@@ -17,7 +17,8 @@ reaches the local stack). No Lambda function imports this package.
 - `progress`: following the bulk to its report, showing its running totals;
 - `report`: the report as the operator reads it;
 - `stack`, `queues`: the service's stack (outputs, parameters) and its queues, lanes or dead letters;
-- `status`, `redrive`: those two commands.
+- `status`, `redrive`: those two commands;
+- `backfill`: `cancel-service backfill-age-index`, the age index's one-off backfill.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pydantic import TypeAdapter
 
 from cancel_service.cli import redrive, status
 from cancel_service.cli.arguments import PROG, build_parser, bulk_detail
+from cancel_service.cli.backfill import Tables, backfill, tables_of_stack
 from cancel_service.cli.progress import ProgressDisplay, SentRequest, follow
 from cancel_service.cli.report import describe_selector, report_lines
 from cancel_service.cli.request import CommandError, bus_of_stack, put_bulk_request
@@ -107,6 +109,17 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def run_backfill(args: argparse.Namespace) -> int:
+    session = boto3.session.Session()
+    if args.stack:
+        tables = tables_of_stack(session.client("cloudformation"), args.stack)
+    else:
+        tables = Tables(args.messages_table, args.age_index_table, args.shards)
+    entered = backfill(session.client("dynamodb"), tables, args.segments)
+    print(f"{entered} processing messages in the age index {tables.ages}")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # A terminal closed (SIGHUP) or a supervisor stopping the command (SIGTERM) end it as Ctrl-C
     # does, so that the temporary rule and queue of --wait are deleted however it ends.
@@ -114,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, _interrupt)
     parser, bulk_parser = build_parser(more_commands=(status.add_parser, redrive.add_parser))
     args = parser.parse_args(argv)
+    if args.command == "backfill-age-index":
+        if not args.stack and not (args.age_index_table and args.shards):
+            parser.error("--messages-table needs --age-index-table and --shards")
+        return _guarded(lambda: run_backfill(args))
     if args.command != "bulk":
         return _guarded(lambda: int(args.run(args)))
     bulk_id = args.bulk_id if args.bulk_id is not None else uuid.uuid4().hex

@@ -102,7 +102,27 @@ def build_parser(
     )
     for add_command in more_commands:
         add_command(commands)
+    _add_backfill(commands)
     return parser, bulk
+
+
+def _add_backfill(commands: Any) -> None:
+    backfill = commands.add_parser(
+        "backfill-age-index",
+        help="enter every message processing now in the age index (once, after it is first deployed)",
+        description=(
+            "Scan the messages table for processing messages and enter each in the age index "
+            "unless it has an entry. Safe to run again, and while the service runs."
+        ),
+    )
+    where = backfill.add_mutually_exclusive_group(required=True)
+    where.add_argument("--stack", metavar="NAME", help="the stack: its table outputs and AgeIndexShards")
+    where.add_argument("--messages-table", metavar="NAME", help="with --age-index-table and --shards")
+    backfill.add_argument("--age-index-table", metavar="NAME")
+    backfill.add_argument("--shards", metavar="N", type=_positive_int, help="the stack's AgeIndexShards")
+    backfill.add_argument(
+        "--segments", metavar="N", type=_positive_int, default=4, help="parallel Scan segments (default 4)"
+    )
 
 
 def _project_ids(text: str) -> list[str]:
