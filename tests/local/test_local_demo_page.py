@@ -95,6 +95,10 @@ def test_stop_ai_from_the_demo_page(stack):
                 expect(page.locator(f'[data-message-id="{message_id}"] [data-execution]')).to_have_text(
                     "agent ABORTED", timeout=30_000
                 )
+            # A step sees the cancel within one read of its watch (a second) and may write the chunk
+            # it had in hand: the promise is no word later than 2 s after the Stop.
+            page.wait_for_timeout(2_000)
+            for message_id in PROCESSING:
                 stopped_after[message_id] = words_of(page, message_id)
             # Two seconds more: the page (refreshing twice a second) shows not one word more.
             page.wait_for_timeout(2_000)
