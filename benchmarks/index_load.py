@@ -6,7 +6,7 @@ A message is written by the app and the agents: created `pending`; moved to `pro
 its `executionArn`); `updatedAt` changed U times while it works; then moved to `completed` or,
 for the share that goes stale, left alone until the stale sweep moves it to `cancelled`.
 
-DynamoDB's limits this rests on (README, "The age index", cites the pages):
+DynamoDB's limits this rests on (docs/performance.md, "The age index: load model", cites the pages):
 - one partition takes at most 1,000 write units per second (an item of up to 1 KB is one unit);
 - an index entry whose key changes is a delete and a put (two writes); an update that changes a
   projected attribute rewrites the entry (one write); a conditional write whose condition fails

@@ -1,6 +1,6 @@
 """A bulk at scale, end to end (benchmarks/bulk_scale.py checks its invariants and exits 1 when one
 fails): 2,000 processing messages in CI, enough for a chain of continuations and hundreds of
-stopper batches; the 100,000 run is the benchmark's default and the README reports it."""
+stopper batches; the 100,000 run is the benchmark's default and docs/performance.md reports it."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def test_every_queue_has_its_alarm(cfn):
 def test_the_backlog_alarm_leaves_room_for_a_full_backlog_at_the_configured_rate(template):
     parameters = template["Parameters"]
     age = parameters["BulkStopAgeAlarmSeconds"]["Default"]
-    # The largest bulk the README measures (100,000 messages) drains at the default rate in silence.
+    # The largest bulk docs/performance.md measures (100,000 messages) drains at the default rate in silence.
     assert age > 100_000 / parameters["StopExecutionsPerSecond"]["Default"]
 
 
