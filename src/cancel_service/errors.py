@@ -56,6 +56,22 @@ class DependencyUnavailable(CancelServiceError):
         self.already_finished_ids = already_finished_ids
 
 
+class StateUnavailable(DependencyUnavailable):
+    """The bulk state table failed: the invocation fails for Lambda to retry it (the bulk does
+    not give up over its own records)."""
+
+    def __init__(self) -> None:
+        super().__init__("dynamodb")
+
+
+class BulkIdTaken(CancelServiceError):
+    """The bulkId is held by another request."""
+
+
+class LeaseLost(CancelServiceError):
+    """Another invocation holds the bulk now: this one stops without writing anything more."""
+
+
 class InvalidBulkRequest(CancelServiceError):
     """A bulk cancel that can never succeed as sent (a position it may not carry): refused and
     logged, never retried."""

@@ -1,4 +1,5 @@
-"""The EventBridge events the service consumes, as Powertools parser (pydantic) models.
+"""The EventBridge events the service consumes, as Powertools parser (pydantic) models, and a
+bulk's records made of them (its progress, report and state).
 
 Details are strict (unknown fields refused) where a wrong shape must change nothing: a bulk
 detail that is not exactly one of the contract's shapes is rejected rather than guessed at.
@@ -6,6 +7,7 @@ detail that is not exactly one of the contract's shapes is rejected rather than 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -168,6 +170,25 @@ class BulkOlderThan(_BulkSelection):
 
 BulkSelection = BulkByProjects | BulkByOwner | BulkOlderThan
 Position = ProjectsPosition | OwnerPosition | AgePosition
+
+
+@dataclass(frozen=True, slots=True)
+class BulkState:
+    """A bulk as its state table holds it: the one record of where it is (never an event's)."""
+
+    bulk_id: str
+    digest: str  # of the request as sent, without its id and position
+    selector: dict[str, Any]
+    started_at: str
+    link: int
+    position: Position | None  # None: nothing of the selection is left
+    progress: BulkProgress
+    pending: tuple[str, ...]  # the page whose cancels are in flight
+    handed_off: bool  # the continuation for `link` went out
+    report: BulkReport | None
+    reported: bool
+    lease: str | None
+    lease_until: str | None
 
 
 class BulkCancelRequested(EventBridgeModel):

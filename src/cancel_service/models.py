@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 
 USER_REQUEST_REASON = "user_request"
 # What a project id may be, wherever one comes in (the HTTP body, a bulk event).
 PROJECT_ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
+
+# A message's statuses that this service reads or writes (the app writes the others).
+PROCESSING = "processing"
+CANCELLED = "cancelled"
+FAILED = "failed"
+
+# Where the next page of an index query starts (DynamoDB's ExclusiveStartKey): string key
+# attributes only, so it travels as plain JSON inside a continuation event.
+PageKey = dict[str, dict[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,54 @@ class ProcessingMessage:
     project_id: str
     conversation_id: str
     execution_arn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """One page of processing messages, and where the next page starts (None: this was the last)."""
+
+    messages: tuple[ProcessingMessage, ...]
+    next_key: PageKey | None
+    # Ids of items that are not the contract's message (an attribute missing or out of range):
+    # skipped, never cancelled, so that one bad item cannot stop every read after it.
+    unreadable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AgePage:
+    """Messages still processing with no update since the cutoff, oldest first; `after` is where
+    the next page starts (None: none is left)."""
+
+    messages: tuple[ProcessingMessage, ...]
+    after: str | None
+    # Ids of stale entries whose message is not the contract's item: skipped, counted as failed.
+    unreadable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionMessage:
+    """A message as read by its key or its agent execution, with its status when it was read."""
+
+    message: ProcessingMessage
+    status: str
+    cancel_request_id: str | None = None
+
+
+class WriteOutcome(Enum):
+    """What became of one message's cancel write."""
+
+    CANCELLED = "cancelled"
+    ALREADY_FINISHED = "already_finished"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedBatch:
+    """Which messages of one batch of cancel events were accepted, and which were not (after
+    retries)."""
+
+    accepted: tuple[ProcessingMessage, ...]
+    rejected: tuple[ProcessingMessage, ...]
 
 
 @dataclass(frozen=True, slots=True)

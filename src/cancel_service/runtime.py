@@ -30,7 +30,6 @@ from cancel_service.adapters.clerk import (
 )
 from cancel_service.adapters.messages import MessagesTable
 from cancel_service.adapters.projects import ProjectsTable
-from cancel_service.cancel import CancelService, ExecutorCalls
 from cancel_service.config import (
     age_index_config,
     agent_state_machine_arn,
@@ -39,6 +38,7 @@ from cancel_service.config import (
     stop_pace_config,
     store_config,
 )
+from cancel_service.core.cancel import CancelService, ExecutorCalls
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,9 +46,9 @@ if TYPE_CHECKING:
 
     from cancel_service.adapters.age_index import AgeIndex
     from cancel_service.adapters.stop_pace import SharedPace
-    from cancel_service.agent_outcomes import AgentOutcomes
-    from cancel_service.agent_stops import AgentStops
-    from cancel_service.bulk import BulkCancelService
+    from cancel_service.core.agent_outcomes import AgentOutcomes
+    from cancel_service.core.agent_stops import AgentStops
+    from cancel_service.core.bulk import BulkCancelService
 
 
 @cache
@@ -101,7 +101,7 @@ def cancel_service() -> CancelService:
 def bulk_cancel_service() -> BulkCancelService:
     from cancel_service.adapters.bulk_events import BulkEventPublisher
     from cancel_service.adapters.bulk_state import BulkStateTable
-    from cancel_service.bulk import BulkCancelService
+    from cancel_service.core.bulk import BulkCancelService
 
     state = bulk_state_config()
     return BulkCancelService(
@@ -117,7 +117,7 @@ def bulk_cancel_service() -> BulkCancelService:
 
 @cache
 def agent_outcomes() -> AgentOutcomes:
-    from cancel_service.agent_outcomes import AgentOutcomes
+    from cancel_service.core.agent_outcomes import AgentOutcomes
 
     return AgentOutcomes(messages=_messages(), cancel_service=cancel_service())
 
@@ -129,7 +129,7 @@ _STOPS = ThreadPoolExecutor(max_workers=STOP_CONCURRENCY, thread_name_prefix="ag
 
 def _agent_stops(pace: SharedPace | None) -> AgentStops:
     from cancel_service.adapters.agent_executions import AgentExecutions, StopAttempts
-    from cancel_service.agent_stops import AgentStops
+    from cancel_service.core.agent_stops import AgentStops
 
     attempts = StopAttempts(pace)
     client = attempts.watch(boto3.client("stepfunctions", config=STOP_EXECUTION_CONFIG))

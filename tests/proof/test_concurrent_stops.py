@@ -22,7 +22,7 @@ import boto3
 import pytest
 
 from cancel_service import runtime
-from cancel_service.cancel import CancelService
+from cancel_service.core.cancel import CancelService
 from cancel_service.models import Caller
 from support.constants import OWNER, PROJECT, TABLE_NAMES
 from support.figures import record

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cancel_service import bulk
+from cancel_service.core import bulk
 from cancel_service.handlers import bulk_cancel
 from cancel_service.models import utc_timestamp
 from support.constants import (

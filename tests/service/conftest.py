@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from cancel_service import bulk
+from cancel_service.core import bulk
 from support.agent_scene import Agent, Route
 from support.bulk_scene import seed_bulk_scene
 from support.cancel_timeline import Timeline

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from cancel_service import bulk
+from cancel_service.core import bulk
 from cancel_service.errors import DependencyUnavailable
 from cancel_service.handlers import bulk_cancel
 from support.bulk_scene import LONG_AGO, bulk_event, put_processing_messages, roomy_context

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cancel_service import bulk
+from cancel_service.core import bulk
 from cancel_service.handlers import bulk_cancel
 from support.bulk_scene import LONG_AGO, OWNER_A, RECENTLY, UNCHANGED, bulk_event, roomy_context, statuses
 from support.lambda_context import BudgetContext

@@ -15,18 +15,20 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from cancel_service.adapters.cancel_events import PublishedBatch
-from cancel_service.adapters.messages import (
+from cancel_service.errors import DependencyUnavailable
+from cancel_service.models import (
     CANCELLED,
     FAILED,
     PROCESSING,
+    CancelRequest,
     ExecutionMessage,
     MessagePage,
     PageKey,
+    ProcessingMessage,
+    Project,
+    PublishedBatch,
     WriteOutcome,
 )
-from cancel_service.errors import DependencyUnavailable
-from cancel_service.models import CancelRequest, ProcessingMessage, Project
 from support.constants import PROJECT
 
 T = TypeVar("T")
@@ -126,6 +128,8 @@ class InMemoryMessages:
 class RecordingEvents:
     """EventBridge: every accepted event recorded as (message id, request); the messages in
     `rejecting` refused (after the publisher's retries)."""
+
+    max_batch = 10  # as EventBridge's
 
     def __init__(self) -> None:
         self.published: list[tuple[str, CancelRequest]] = []

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cancel_service.agent_outcomes import (
+from cancel_service.core.agent_outcomes import (
     STEP_FUNCTIONS_REQUESTER,
     AgentOutcomes,
     ConfirmedStop,
     ExecutionEndOutcome,
 )
-from cancel_service.cancel import CancelService
+from cancel_service.core.cancel import CancelService
 from cancel_service.event_models import EndedStatus
 from cancel_service.models import Project
 from support.constants import OWNER, PROJECT

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from cancel_service.cancel import CancelResult, CancelService
+from cancel_service.core.cancel import CancelResult, CancelService
 from cancel_service.errors import DependencyUnavailable, ProjectNotFound
 from cancel_service.models import USER_REQUEST_REASON, Caller, CancelRequest, Project
 from support.constants import ORG, OTHER_USER, OWNER, PROJECT

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cancel_service.cancel import CancelResult, CancelService
+from cancel_service.core.cancel import CancelResult, CancelService
 from cancel_service.models import Caller, Project
 from support.constants import OWNER, PROJECT
 from support.in_memory import (

@@ -39,7 +39,7 @@ def test_importing_the_http_handler_loads_nothing_its_cold_path_does_not_need():
     loaded = probed(probe, {})
 
     assert not [m for m in loaded if m.startswith(("pydantic", "httpx", "aws_xray_sdk.core"))], loaded
-    assert "cancel_service.bulk" not in loaded
+    assert "cancel_service.core.bulk" not in loaded
     assert "cancel_service.event_models" not in loaded
 
 

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cancel_service.adapters.messages import PROCESSING, readable, to_message
+from cancel_service.adapters.messages import readable, to_message
 from cancel_service.errors import DependencyUnavailable
-from cancel_service.models import ProcessingMessage
+from cancel_service.models import PROCESSING, AgePage, ProcessingMessage
 from cancel_service.observability import logger, tracer
 
 if TYPE_CHECKING:
@@ -58,17 +58,6 @@ def position_of(updated_at: str, message_id: str) -> str:
     if len(position.encode()) <= MAX_POSITION_BYTES:
         return position
     return f"{updated_at}#{_LONG_ID_MARK}{hashlib.blake2b(message_id.encode(), digest_size=16).hexdigest()}"
-
-
-@dataclass(frozen=True, slots=True)
-class AgePage:
-    """Messages still processing with no update since the cutoff, oldest first; `after` is where
-    the next page starts (None: none is left)."""
-
-    messages: tuple[ProcessingMessage, ...]
-    after: str | None
-    # Ids of stale entries whose message is not the contract's item: skipped, counted as failed.
-    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,13 @@ write whose answer was lost writes the same thing again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
 
-from cancel_service.errors import DependencyUnavailable
-from cancel_service.event_models import BulkProgress, BulkReport, Position
+from cancel_service.errors import BulkIdTaken, LeaseLost, StateUnavailable
+from cancel_service.event_models import BulkProgress, BulkReport, BulkState, Position
 from cancel_service.observability import tracer
 
 if TYPE_CHECKING:
@@ -30,39 +29,6 @@ if TYPE_CHECKING:
 _POSITION: TypeAdapter[Position] = TypeAdapter(Position)
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 Item = dict[str, "AttributeValueTypeDef"]
-
-
-class StateUnavailable(DependencyUnavailable):
-    """The bulk state table failed: the invocation fails for Lambda to retry it (the bulk does
-    not give up over its own records)."""
-
-    def __init__(self) -> None:
-        super().__init__("dynamodb")
-
-
-class BulkIdTaken(Exception):
-    """The bulkId is held by another request."""
-
-
-class LeaseLost(Exception):
-    """Another invocation holds the bulk now: this one stops without writing anything more."""
-
-
-@dataclass(frozen=True, slots=True)
-class BulkState:
-    bulk_id: str
-    digest: str  # of the request as sent, without its id and position
-    selector: dict[str, Any]
-    started_at: str
-    link: int
-    position: Position | None  # None: nothing of the selection is left
-    progress: BulkProgress
-    pending: tuple[str, ...]  # the page whose cancels are in flight
-    handed_off: bool  # the continuation for `link` went out
-    report: BulkReport | None
-    reported: bool
-    lease: str | None
-    lease_until: str | None
 
 
 def _request_key(bulk_id: str) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cancel_service.adapters.aws import ENTRY_RETRY, EntryRetry, put_events_retrying
-from cancel_service.models import CancelRequest, ProcessingMessage
+from cancel_service.models import CancelRequest, ProcessingMessage, PublishedBatch
 from cancel_service.observability import logger
 
 if TYPE_CHECKING:
@@ -18,14 +17,6 @@ if TYPE_CHECKING:
 SOURCE = "app.messages"
 DETAIL_TYPE = "Message Cancel Requested"
 MAX_ENTRIES_PER_CALL = 10  # PutEvents' own limit
-
-
-@dataclass(frozen=True, slots=True)
-class PublishedBatch:
-    """Which messages of one batch EventBridge accepted, and which it did not (after retries)."""
-
-    accepted: tuple[ProcessingMessage, ...]
-    rejected: tuple[ProcessingMessage, ...]
 
 
 def cancel_event_detail(message: ProcessingMessage, request: CancelRequest) -> dict[str, str]:
@@ -49,6 +40,8 @@ class CancelEventPublisher:
     botocore retries a failed call; entries that fail inside a successful call (throttled,
     internal failure) are retried here as `retry` says (jittered backoff, a bounded number of calls).
     """
+
+    max_batch = MAX_ENTRIES_PER_CALL
 
     def __init__(self, bus_name: str, client: EventBridgeClient, *, retry: EntryRetry = ENTRY_RETRY) -> None:
         self._bus_name = bus_name

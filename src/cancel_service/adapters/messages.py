@@ -5,13 +5,23 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cancel_service.errors import DependencyUnavailable
-from cancel_service.models import PROJECT_ID_PATTERN, CancelRequest, ProcessingMessage
+from cancel_service.models import (
+    CANCELLED,
+    FAILED,
+    PROCESSING,
+    PROJECT_ID_PATTERN,
+    CancelRequest,
+    ExecutionMessage,
+    MessagePage,
+    PageKey,
+    ProcessingMessage,
+    WriteOutcome,
+)
 from cancel_service.observability import logger, tracer
 
 if TYPE_CHECKING:
@@ -22,9 +32,6 @@ if TYPE_CHECKING:
 BY_PROJECT_AND_STATUS = "byProjectAndStatus"
 # Keyed executionArn, sparse: only messages that an agent execution works on are in it.
 BY_EXECUTION_ARN = "byExecutionArn"
-PROCESSING = "processing"
-CANCELLED = "cancelled"
-FAILED = "failed"
 _PROJECTION = "id, projectId, conversationId, executionArn"
 _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 # BatchGetItem's most keys per call.
@@ -40,36 +47,6 @@ class _IndexQuery:
 
 
 _PROCESSING_IN_PROJECT = _IndexQuery(BY_PROJECT_AND_STATUS, "projectId = :project AND #status = :processing")
-
-# An ExclusiveStartKey / LastEvaluatedKey of an index query: string key attributes only, so it
-# travels as plain JSON inside a continuation event.
-PageKey = dict[str, dict[str, str]]
-
-
-@dataclass(frozen=True, slots=True)
-class MessagePage:
-    """One page of an index query, and where the next page starts (None: this was the last)."""
-
-    messages: tuple[ProcessingMessage, ...]
-    next_key: PageKey | None
-    # Ids of items that are not the contract's message (an attribute missing or out of range):
-    # skipped, never cancelled, so that one bad item cannot stop every read after it.
-    unreadable: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionMessage:
-    """A message as read by its key or its agent execution, with its status when it was read."""
-
-    message: ProcessingMessage
-    status: str
-    cancel_request_id: str | None = None
-
-
-class WriteOutcome(Enum):
-    CANCELLED = "cancelled"
-    ALREADY_FINISHED = "already_finished"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancel_service.adapters.messages import PROCESSING
+from cancel_service.models import PROCESSING
 from cancel_service.observability import logger, metrics, tracer
 from cancel_service.runtime import age_index
 

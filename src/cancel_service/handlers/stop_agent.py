@@ -7,7 +7,7 @@
   trigger, paced at STOP_EXECUTIONS_PER_SECOND in all, across its instances, retries included.
 
 Both report record by record (ReportBatchItemFailures): what failed or was not reached in time
-goes back to its queue; see cancel_service.agent_stops for the rules.
+goes back to its queue; see cancel_service.core.agent_stops for the rules.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancel_service.agent_stops import AgentStops
+from cancel_service.core.agent_stops import AgentStops
 from cancel_service.observability import logger, metrics, tracer
 from cancel_service.runtime import bulk_lane_stops, user_lane_stops
 

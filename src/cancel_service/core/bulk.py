@@ -31,35 +31,39 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import TypeAdapter
 
-from cancel_service.adapters.age_index import AgeIndex
-from cancel_service.adapters.bulk_events import BulkEventPublisher
-from cancel_service.adapters.bulk_state import (
+from cancel_service.core.bulk_selection import BulkPages, OwnedProjects, Page, ProjectMessages, StaleMessages
+from cancel_service.core.cancel import CancelResult, CancelService
+from cancel_service.errors import (
+    BulkIdInUse,
     BulkIdTaken,
-    BulkState,
-    BulkStateTable,
+    DependencyUnavailable,
+    InvalidBulkRequest,
     LeaseLost,
     StateUnavailable,
 )
-from cancel_service.adapters.messages import CANCELLED, PROCESSING, ExecutionMessage, MessagesTable
-from cancel_service.adapters.projects import ProjectsTable
-from cancel_service.bulk_selection import BulkPages, Page
-from cancel_service.cancel import CancelResult, CancelService
-from cancel_service.errors import BulkIdInUse, DependencyUnavailable, InvalidBulkRequest
 from cancel_service.event_models import (
     AgePosition,
     BulkByProjects,
     BulkProgress,
     BulkReport,
     BulkSelection,
+    BulkState,
     Outcome,
     Position,
     ProjectsPosition,
 )
-from cancel_service.models import CancelRequest, ProcessingMessage, utc_timestamp
+from cancel_service.models import (
+    CANCELLED,
+    PROCESSING,
+    CancelRequest,
+    ExecutionMessage,
+    ProcessingMessage,
+    utc_timestamp,
+)
 from cancel_service.observability import logger
 
 BULK_REQUESTER = "system:bulk"
@@ -76,6 +80,53 @@ RETRY_DELAY_SECONDS = 1.0
 
 T = TypeVar("T")
 _SELECTION: TypeAdapter[BulkSelection] = TypeAdapter(BulkSelection)
+
+
+class BulkMessages(ProjectMessages, Protocol):
+    def current(self, message_ids: Sequence[str]) -> dict[str, ExecutionMessage]: ...
+
+
+class BulkEvents(Protocol):
+    """Where a bulk's continuations and report go; each raises DependencyUnavailable unless it
+    was accepted."""
+
+    def publish_continuation(self, continuation: BulkSelection) -> None: ...
+
+    def publish_report(self, report: BulkReport) -> None: ...
+
+
+class BulkStates(Protocol):
+    """The bulk state table (`adapters.bulk_state`): its writes are conditional; one made without
+    the lease raises LeaseLost, a failed call StateUnavailable."""
+
+    def get(self, bulk_id: str) -> BulkState | None: ...
+
+    def request(self, bulk_id: str) -> dict[str, Any]: ...
+
+    def create(self, state: BulkState, request: dict[str, Any], expires_at: int) -> BulkState: ...
+
+    def claim(self, state: BulkState, token: str, until: str, now: str) -> bool: ...
+
+    def save(
+        self,
+        bulk_id: str,
+        token: str,
+        position: Position | None,
+        progress: BulkProgress,
+        pending: tuple[str, ...],
+    ) -> None: ...
+
+    def hand_off(
+        self, bulk_id: str, token: str, link: int, position: Position, progress: BulkProgress
+    ) -> None: ...
+
+    def end(self, bulk_id: str, token: str, report: BulkReport) -> None: ...
+
+    def mark_handed_off(self, bulk_id: str, link: int) -> None: ...
+
+    def mark_reported(self, bulk_id: str) -> None: ...
+
+    def release(self, bulk_id: str, token: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +190,12 @@ class LeasedBulk:
 class BulkCancelService:
     def __init__(
         self,
-        projects: ProjectsTable,
-        messages: MessagesTable,
-        ages: AgeIndex,
+        projects: OwnedProjects,
+        messages: BulkMessages,
+        ages: StaleMessages,
         cancel_service: CancelService,
-        events: BulkEventPublisher,
-        states: BulkStateTable,
+        events: BulkEvents,
+        states: BulkStates,
         *,
         retention_seconds: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

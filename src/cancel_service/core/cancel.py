@@ -26,15 +26,17 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from cancel_service.adapters.cancel_events import MAX_ENTRIES_PER_CALL, PublishedBatch
-from cancel_service.adapters.messages import MessagePage, PageKey, WriteOutcome
 from cancel_service.errors import DependencyUnavailable, ProjectNotFound
 from cancel_service.models import (
     USER_REQUEST_REASON,
     Caller,
     CancelRequest,
+    MessagePage,
+    PageKey,
     ProcessingMessage,
     Project,
+    PublishedBatch,
+    WriteOutcome,
     utc_timestamp,
 )
 from cancel_service.observability import logger, tracer
@@ -56,6 +58,9 @@ class Messages(Protocol):
 
 
 class CancelEvents(Protocol):
+    # The most messages one batch may hold (EventBridge's PutEvents takes 10 entries).
+    max_batch: int
+
     def publish_batch(self, batch: Sequence[ProcessingMessage], request: CancelRequest) -> PublishedBatch: ...
 
 
@@ -168,8 +173,9 @@ class _RequestInFlight:
 
     def publish(self, messages: Sequence[ProcessingMessage]) -> None:
         self._read.extend(messages)
-        for start in range(0, len(messages), MAX_ENTRIES_PER_CALL):
-            batch = messages[start : start + MAX_ENTRIES_PER_CALL]
+        size = self.events.max_batch
+        for start in range(0, len(messages), size):
+            batch = messages[start : start + size]
             published = self.calls.submit(self.events.publish_batch, batch, self.request)
             self._then(published, self._write_accepted)
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from cancel_service.adapters.messages import CANCELLED, PROCESSING, ExecutionMessage
-from cancel_service.cancel import CancelService
+from cancel_service.core.cancel import CancelService
 from cancel_service.event_models import EndedStatus
-from cancel_service.models import CancelRequest, utc_timestamp
+from cancel_service.models import CANCELLED, PROCESSING, CancelRequest, ExecutionMessage, utc_timestamp
 from cancel_service.observability import logger
 
 STEP_FUNCTIONS_REQUESTER = "system:stepfunctions"

@@ -15,9 +15,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol, TypeVar
 
-from cancel_service.adapters.age_index import AgeIndex
-from cancel_service.adapters.messages import MessagePage, MessagesTable, PageKey
-from cancel_service.adapters.projects import ProjectsTable
 from cancel_service.event_models import (
     AgePosition,
     BulkByOwner,
@@ -28,9 +25,23 @@ from cancel_service.event_models import (
     Position,
     ProjectsPosition,
 )
-from cancel_service.models import ProcessingMessage, utc_timestamp
+from cancel_service.models import AgePage, MessagePage, PageKey, ProcessingMessage, utc_timestamp
 
 T = TypeVar("T")
+
+
+class OwnedProjects(Protocol):
+    def owned_page(self, owner_id: str, after: str | None, limit: int) -> tuple[list[str], bool]: ...
+
+
+class ProjectMessages(Protocol):
+    def processing_in_project_page(
+        self, project_id: str, start_key: PageKey | None, limit: int | None = None
+    ) -> MessagePage: ...
+
+
+class StaleMessages(Protocol):
+    def stale_page(self, cutoff: str, after: str | None, limit: int) -> AgePage: ...
 
 
 class Retrying(Protocol):
@@ -53,9 +64,9 @@ class Page:
 class BulkPages:
     """Reads a selection's pages; every read goes through `retrying`."""
 
-    projects: ProjectsTable
-    messages: MessagesTable
-    ages: AgeIndex
+    projects: OwnedProjects
+    messages: ProjectMessages
+    ages: StaleMessages
     retrying: Retrying
 
     @staticmethod

@@ -5,7 +5,7 @@ Each SQS record is one EventBridge `Message Cancel Requested` event that carries
 executionArn. The records of a batch are stopped together (as many at once as the executor has
 workers): all the messages of a user's Stop end at about the same moment, not one per pacing
 interval. In the bulk lane every attempt also waits for its moment under the lane's shared pace
-(see StopAttempts).
+(see StopAttempts in adapters/agent_executions.py).
 
 Before each stop, and before each attempt and wait of the client, the remaining time of the
 invocation is checked: a stop that no longer fits is not begun, and its record goes back to the
@@ -21,11 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from cancel_service.adapters.agent_executions import AgentExecutions
 from cancel_service.errors import NotAnAgentExecution, OutOfTime, StopRefused
 from cancel_service.event_models import MessageCancelRequested
 from cancel_service.observability import logger
@@ -45,6 +44,23 @@ class StopOutcome(StrEnum):
         return self in (StopOutcome.FAILED, StopOutcome.UNREACHED)
 
 
+class StopTime(Protocol):
+    """The time an invocation has for its stop attempts."""
+
+    def time_left(self, remaining_seconds: Callable[[], float]) -> None: ...
+
+    def has_time(self) -> bool: ...
+
+
+class Executions(Protocol):
+    """The agent's executions, as Step Functions stops them (raising StopRefused, OutOfTime)."""
+
+    @property
+    def attempts(self) -> StopTime: ...
+
+    def stop(self, execution_arn: str, cause: str) -> bool: ...
+
+
 def stop_cause(reason: str, requested_by: str) -> str:
     return f"{reason} requested by {requested_by}"
 
@@ -52,7 +68,7 @@ def stop_cause(reason: str, requested_by: str) -> str:
 class AgentStops:
     """One lane's stopper: its executions (paced or not) and the workers its batches share."""
 
-    def __init__(self, executions: AgentExecutions, executor: Executor) -> None:
+    def __init__(self, executions: Executions, executor: Executor) -> None:
         self._executions = executions
         self._executor = executor  # its workers bound the stops in flight
 
