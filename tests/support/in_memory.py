@@ -1,5 +1,5 @@
 """In-memory stand-ins for what the cancel core and the execution outcomes need of the world (the
-Protocols of cancel.py and agent_outcomes.py), and a deterministic executor: calls complete one
+Protocols of core/cancel.py and core/agent_outcomes.py), and a deterministic executor: calls complete one
 at a time, in the order a test chooses, on the test's own thread.
 
 The stand-ins keep the adapters' rules that the core relies on: only `processing` messages are

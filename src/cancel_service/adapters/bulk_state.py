@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
 
+from cancel_service.adapters.dynamodb import Item, update_if
 from cancel_service.errors import BulkIdTaken, LeaseLost, StateUnavailable
 from cancel_service.event_models import BulkProgress, BulkReport, BulkState, Position
 from cancel_service.observability import tracer
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, UpdateItemInputTypeDef
 
 _POSITION: TypeAdapter[Position] = TypeAdapter(Position)
 _CONDITION_FAILED = "ConditionalCheckFailedException"
-Item = dict[str, "AttributeValueTypeDef"]
 
 
 def _request_key(bulk_id: str) -> str:
@@ -292,23 +292,16 @@ class BulkStateTable:
         """A conditional update; False when its condition failed, unless `applied_if(old item)`
         says this very update applied before (the SDK retried it after a lost answer)."""
         names = {name: name[1:] for name in ("#link", "#position") if name in update or name in condition}
-        request: dict[str, Any] = {
+        request: UpdateItemInputTypeDef = {
             "TableName": self._table_name,
             "Key": {"bulkId": {"S": bulk_id}},
             "UpdateExpression": update,
             "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         if names:
             request["ExpressionAttributeNames"] = names
-        try:
-            self._client.update_item(**request)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != _CONDITION_FAILED:
-                raise StateUnavailable from error
-            old = cast("Item", error.response.get("Item") or {})
-            return applied_if is not None and bool(old) and bool(applied_if(old))
-        except BotoCoreError as error:
-            raise StateUnavailable from error
-        return True
+        written = update_if(self._client, request, StateUnavailable)
+        if written.applied:
+            return True
+        return applied_if is not None and bool(written.item) and bool(applied_if(written.item))

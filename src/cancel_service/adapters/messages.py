@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cancel_service.adapters.dynamodb import ConditionalUpdate, update_if
 from cancel_service.errors import DependencyUnavailable
 from cancel_service.models import (
     CANCELLED,
@@ -47,15 +48,6 @@ class _IndexQuery:
 
 
 _PROCESSING_IN_PROJECT = _IndexQuery(BY_PROJECT_AND_STATUS, "projectId = :project AND #status = :processing")
-
-
-@dataclass(frozen=True, slots=True)
-class ConditionalUpdate:
-    """A conditional update's outcome: the item after it when it applied (if asked for), as it
-    was when not."""
-
-    applied: bool
-    item: dict[str, AttributeValueTypeDef]
 
 
 def to_message(item: dict[str, AttributeValueTypeDef]) -> ProcessingMessage:
@@ -215,30 +207,20 @@ class MessagesTable:
         return_new: bool = False,
     ) -> ConditionalUpdate:
         """A conditional update (whose condition reads `#status`); the item after it comes back
-        only with `return_new` (the cancel writes, thousands in a bulk, need none of it).
-
-        When the condition fails, DynamoDB returns the item as it was: the caller can tell a
-        message that moved on from one its own earlier attempt already moved (an SDK retry of a
-        write whose answer was lost)."""
-        try:
-            response = self._client.update_item(
-                TableName=self._table_name,
-                Key={"id": {"S": message_id}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW" if return_new else "NONE",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                old_item = cast("dict[str, AttributeValueTypeDef]", error.response.get("Item", {}))
-                return ConditionalUpdate(applied=False, item=old_item)
-            raise DependencyUnavailable("dynamodb") from error
-        except BotoCoreError as error:
-            raise DependencyUnavailable("dynamodb") from error
-        return ConditionalUpdate(applied=True, item=response.get("Attributes", {}))
+        only with `return_new` (the cancel writes, thousands in a bulk, need none of it)."""
+        return update_if(
+            self._client,
+            {
+                "TableName": self._table_name,
+                "Key": {"id": {"S": message_id}},
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": values,
+                "ReturnValues": "ALL_NEW" if return_new else "NONE",
+            },
+            lambda: DependencyUnavailable("dynamodb"),
+        )
 
     def cancel_one(self, message: ProcessingMessage, request: CancelRequest) -> WriteOutcome:
         """Move the message to cancelled if it is still processing; a failed write is an outcome,
