@@ -5,12 +5,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv chromium lint check test stack checkov
 
-# message-cancel-watch, the agent's library, is its own package: installed beside the service
-# (the local stack's stand-in agent and the tests import it from there).
-$(STAMP): pyproject.toml message-cancel-watch/pyproject.toml
+# message-cancel-watch, the agent's library, and cancel-service-cli, the operator's command, are
+# packages of their own, installed beside the service (the local stack's stand-in agent and the
+# tests import them from there); neither is in the functions' code (template.yaml's CodeUri).
+$(STAMP): pyproject.toml message-cancel-watch/pyproject.toml cancel-service-cli/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ./message-cancel-watch -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e ./message-cancel-watch -e ./cancel-service-cli -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from cancel_service.cli import main
 from cancel_service.handlers import bulk_cancel
+from cancel_service_cli import main
 from support.age_stream import AgeStream
 from support.bulk_scene import LONG_AGO, RECENTLY, bulk_event, roomy_context
 from support.constants import AGE_INDEX_SHARDS, TABLE_NAMES

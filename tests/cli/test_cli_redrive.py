@@ -16,9 +16,9 @@ from moto.sqs.exceptions import SQSException
 from moto.sqs.models import SQSBackend
 from moto.sqs.responses import SQSResponse
 
-from cancel_service import cli
-from cancel_service.cli.queues import Queue
-from cancel_service.cli.redrive import Move, redrive
+import cancel_service_cli as cli
+from cancel_service_cli.queues import Queue
+from cancel_service_cli.redrive import Move, redrive
 from support.service_queues import SERVICE_STACK, ServiceQueues
 
 
@@ -205,7 +205,7 @@ def task(status: str, moved: int, **more: Any) -> dict[str, Any]:
 def test_the_move_task_is_followed_to_its_end_and_its_count_reported(
     monkeypatch: pytest.MonkeyPatch, ending: dict[str, Any], error: str | None
 ) -> None:
-    monkeypatch.setattr("cancel_service.cli.redrive.MOVE_TASK_POLL_SECONDS", 0)
+    monkeypatch.setattr("cancel_service_cli.redrive.MOVE_TASK_POLL_SECONDS", 0)
     sqs = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     listed = {"SourceArn": DEAD_QUEUE.arn, "MaxResults": 1}
     with Stubber(sqs) as stub:

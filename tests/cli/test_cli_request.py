@@ -4,9 +4,6 @@ anything, the event it puts, the bus it finds in the stack's outputs; no functio
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import boto3
@@ -14,11 +11,11 @@ import pytest
 from botocore.stub import Stubber
 from pydantic import ValidationError
 
-from cancel_service import cli
-from cancel_service.cli.arguments import duration_seconds
-from cancel_service.cli.request import CommandError, bus_of_stack
+import cancel_service_cli as cli
 from cancel_service.event_models import BulkOlderThan
-from support.constants import BUS_NAME, PROJECT, ROOT
+from cancel_service_cli.arguments import duration_seconds
+from cancel_service_cli.request import CommandError, bus_of_stack
+from support.constants import BUS_NAME, PROJECT
 from support.operator_bus import (
     Bus,
 )
@@ -211,26 +208,3 @@ def test_a_stack_without_the_bus_output_is_an_error(
 
     with pytest.raises(CommandError, match=message):
         bus_of_stack(cloudformation, "svc")
-
-
-def test_no_function_imports_the_command_line() -> None:
-    """The command is the operator's; a function's container never loads it (nor its imports)."""
-    handlers = sorted(path.stem for path in (ROOT / "src" / "cancel_service" / "handlers").glob("[a-z]*.py"))
-    program = (
-        "import sys\n"
-        + "".join(f"import cancel_service.handlers.{name}\n" for name in handlers)
-        + "print('cancel_service.cli' in sys.modules)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd=ROOT / "src",
-        env={**os.environ, "POWERTOOLS_TRACE_DISABLED": "true"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr
-    assert len(handlers) >= 4
-    assert result.stdout.strip() == "False"

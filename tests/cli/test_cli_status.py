@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cancel_service import cli
-from cancel_service.cli.status import format_duration
+import cancel_service_cli as cli
+from cancel_service_cli.status import format_duration
 from support.service_queues import SERVICE_STACK, STOP_RATE, ServiceQueues
 
 STOP = {"detail": {"messageId": "m1", "executionArn": "arn:aws:states:us-east-1:123456789012:execution:a:b"}}

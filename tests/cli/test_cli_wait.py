@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from cancel_service import cli
-from cancel_service.cli.progress import ProgressDisplay
+import cancel_service_cli as cli
 from cancel_service.event_models import BulkProgress
+from cancel_service_cli.progress import ProgressDisplay
 from support.constants import BUS_NAME, PROJECT
 from support.operator_bus import (
     BulkFunctionStandIn,

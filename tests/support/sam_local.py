@@ -15,7 +15,7 @@ from typing import Any, Literal
 import boto3
 import pytest
 
-from cancel_service.cli.backfill import Tables, backfill
+from cancel_service_cli.backfill import Tables, backfill
 from devstack.clerk import DEV_ISSUER
 from devstack.demo import DEMO_PROJECT, DEMO_USER
 from devstack.template import load_template

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cancel_service.adapters.bulk_events import BULK_SOURCE
-from cancel_service.cli.arguments import PROG
-from cancel_service.cli.request import OPERATOR_SOURCE, CommandError
+from cancel_service_cli.arguments import PROG
+from cancel_service_cli.request import OPERATOR_SOURCE, CommandError
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

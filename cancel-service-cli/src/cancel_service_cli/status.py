@@ -23,8 +23,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cancel_service.cli.queues import Queue, queue_url, read_queues, stack_queue_urls
-from cancel_service.cli.stack import describe_stack
+from cancel_service_cli.queues import Queue, queue_url, read_queues, stack_queue_urls
+from cancel_service_cli.stack import describe_stack
 
 RATE_PARAMETER = "StopExecutionsPerSecond"
 AGE_METRIC = "ApproximateAgeOfOldestMessage"

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pydantic import ValidationError
 
 from cancel_service.adapters.bulk_events import BULK_COMPLETED, BULK_SOURCE
-from cancel_service.cli.arguments import PROG
 from cancel_service.event_models import BulkProgress, BulkReport
+from cancel_service_cli.arguments import PROG
 
 if TYPE_CHECKING:
-    from cancel_service.cli.watch import ReportWatch
+    from cancel_service_cli.watch import ReportWatch
 
 # One receive waits at most this long, so the live line and the deadline stay responsive.
 RECEIVE_WAIT_SECONDS = 1

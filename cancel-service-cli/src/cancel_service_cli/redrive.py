@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 import boto3
 from botocore.exceptions import ClientError
 
-from cancel_service.cli.arguments import PROG
-from cancel_service.cli.queues import Queue, lanes_of, queue_url, read_queue, read_queues, stack_queue_urls
-from cancel_service.cli.request import CommandError
-from cancel_service.cli.stack import describe_stack
+from cancel_service_cli.arguments import PROG
+from cancel_service_cli.queues import Queue, lanes_of, queue_url, read_queue, read_queues, stack_queue_urls
+from cancel_service_cli.request import CommandError
+from cancel_service_cli.stack import describe_stack
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

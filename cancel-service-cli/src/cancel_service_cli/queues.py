@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from cancel_service.cli.request import CommandError
+from cancel_service_cli.request import CommandError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-    from cancel_service.cli.stack import Stack
+    from cancel_service_cli.stack import Stack
 
 QUEUE_URL_OUTPUT_SUFFIX = "QueueUrl"
 # What a queue holds and where it goes, in one GetQueueAttributes call.

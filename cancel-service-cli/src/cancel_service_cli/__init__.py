@@ -35,15 +35,15 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
 
-from cancel_service.cli import redrive, status
-from cancel_service.cli.arguments import PROG, build_parser, bulk_detail
-from cancel_service.cli.backfill import Tables, backfill, tables_of_stack
-from cancel_service.cli.progress import ProgressDisplay, SentRequest, follow
-from cancel_service.cli.report import describe_selector, report_lines
-from cancel_service.cli.request import CommandError, bus_of_stack, put_bulk_request
-from cancel_service.cli.watch import ReportWatch
 from cancel_service.event_models import BulkReport, BulkSelection
 from cancel_service.models import utc_timestamp
+from cancel_service_cli import redrive, status
+from cancel_service_cli.arguments import PROG, build_parser, bulk_detail
+from cancel_service_cli.backfill import Tables, backfill, tables_of_stack
+from cancel_service_cli.progress import ProgressDisplay, SentRequest, follow
+from cancel_service_cli.report import describe_selector, report_lines
+from cancel_service_cli.request import CommandError, bus_of_stack, put_bulk_request
+from cancel_service_cli.watch import ReportWatch
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cancel_service.cli.request import STACK_BUS_OUTPUT
 from cancel_service.event_models import BulkByOwner, BulkByProjects, BulkOlderThan
+from cancel_service_cli.request import STACK_BUS_OUTPUT
 
 PROG = "cancel-service"
 DEFAULT_TIMEOUT = "15m"

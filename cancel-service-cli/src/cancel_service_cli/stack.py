@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cancel_service.cli.request import CommandError
+from cancel_service_cli.request import CommandError
 
 
 @dataclass(frozen=True, slots=True)
