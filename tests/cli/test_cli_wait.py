@@ -14,12 +14,16 @@ from collections.abc import Iterator
 import pytest
 
 import cancel_service_cli as cli
-from cancel_service.event_models import BulkProgress
+from cancel_service.event_models import BulkProgress, BulkReport
+from cancel_service_cli import progress
 from cancel_service_cli.progress import ProgressDisplay
+from cancel_service_cli.report import report_lines
+from cancel_service_cli.watch import ReportWatch
 from support.constants import BUS_NAME, PROJECT
 from support.operator_bus import (
     BulkFunctionStandIn,
     Bus,
+    report_detail,
 )
 
 
@@ -80,12 +84,12 @@ def test_wait_exits_3_when_no_report_comes_in_time_and_cleans_up(
 ) -> None:
     started = time.monotonic()
     code = cli.main(
-        ["bulk", "--projects", PROJECT, "--bulk-id", "b4", "--wait", "--timeout", "1s", "--bus", BUS_NAME]
+        ["bulk", "--projects", PROJECT, "--bulk-id", "b4", "--wait", "--timeout", "4s", "--bus", BUS_NAME]
     )
 
     assert code == 3
     assert time.monotonic() - started < 10
-    assert "no report of bulk b4 within 1 s" in capsys.readouterr().err
+    assert "no report of bulk b4 within 4 s" in capsys.readouterr().err
     assert [event["detail"]["bulkId"] for event in bus.requests()] == ["b4"]
     assert bus.watch_rules() == []
     assert bus.watch_queues() == []
@@ -180,8 +184,10 @@ def test_sigterm_and_sighup_while_waiting_clean_up_like_ctrl_c(
 
 
 def test_a_failure_while_setting_up_the_wait_leaves_nothing_behind(
-    bus: Bus, capsys: pytest.CaptureFixture[str]
+    bus: Bus, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Past the check of the bus's rules, so that the failure comes while the watch is set up.
+    monkeypatch.setattr(cli, "check_bulk_rule", lambda _events, _bus: None)
     code = cli.main(["bulk", "--projects", PROJECT, "--wait", "--bus", "no-such-bus"])
 
     assert code == 1
@@ -225,3 +231,78 @@ def test_progress_never_goes_back_to_an_earlier_total(terminal: Terminal) -> Non
 
     assert display.latest == later
     assert "4/5" not in terminal.getvalue()
+
+
+@pytest.mark.usefixtures("bus")
+def test_the_timeout_counts_from_the_start_not_from_the_request(capsys: pytest.CaptureFixture[str]) -> None:
+    """Setting up the watch (a rule that must first deliver a probe) is inside --timeout too."""
+    started = time.monotonic()
+    code = cli.main(["bulk", "--projects", PROJECT, "--wait", "--timeout", "2s", "--bus", BUS_NAME])
+
+    assert code == 3
+    assert time.monotonic() - started < 2 + 1.5  # the clean-up's few calls after the deadline
+    assert "within" in capsys.readouterr().err
+
+
+def test_a_rule_not_delivering_within_the_timeout_exits_3_sending_nothing(
+    bus: Bus, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ReportWatch, "receive", lambda _watch, _wait: [])
+
+    code = cli.main(["bulk", "--projects", PROJECT, "--wait", "--timeout", "2s", "--bus", BUS_NAME])
+
+    assert code == 3
+    assert "did not deliver within --timeout 2 s; no bulk was requested" in capsys.readouterr().err
+    assert bus.requests() == []
+    assert bus.watch_rules() == []
+    assert bus.watch_queues() == []
+
+
+def test_off_a_terminal_a_line_says_the_command_still_waits_when_nothing_else_was_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(progress, "QUIET_LINE_EVERY_SECONDS", 0)
+    stream = io.StringIO()
+    display = ProgressDisplay(stream)
+
+    display.tick()
+    display.update(BulkProgress(selected=5, cancelled=4, invocations=1))
+    display.update(BulkProgress(selected=5, cancelled=4, invocations=1))  # unchanged: no line
+    display.tick()
+
+    assert stream.getvalue().splitlines() == [
+        "waiting (0s): no totals yet",
+        "progress: 4/5 cancelled, 0 already finished, 0 failed, 1 invocation",
+        "waiting (0s): 4/5 cancelled, 0 already finished, 0 failed, 1 invocation",
+    ]
+
+
+def _report(outcome: str, dry_run: bool, selected: int, cancelled: int) -> BulkReport:
+    return BulkReport.model_validate(
+        report_detail("b9", outcome, dryRun=dry_run, selected=selected, cancelled=cancelled)
+    )
+
+
+@pytest.mark.parametrize(
+    ("report", "cap_line"),
+    [
+        (
+            _report("capped", True, 250, 0),
+            "120: a run would cancel 120 of the 250 selected, leaving 130",
+        ),
+        (_report("finished", True, 90, 0), "120: not reached (a run would cancel up to 90)"),
+        (
+            _report("capped", False, 120, 120),
+            "120: reached; the rest of the selection is still processing (a dry run with this cap counts it)",
+        ),
+        (_report("finished", False, 90, 90), "120: not reached"),
+    ],
+    ids=["dry-run-past-the-cap", "dry-run-within", "run-capped", "run-within"],
+)
+def test_a_report_of_a_capped_request_shows_the_cap_and_what_it_leaves(
+    report: BulkReport, cap_line: str
+) -> None:
+    lines = list(report_lines(report, 120))
+
+    assert f"  {'cap':<17} {cap_line}" in lines
+    assert not [line for line in report_lines(report, None) if line.startswith("  cap ")]

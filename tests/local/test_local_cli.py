@@ -101,9 +101,25 @@ def test_a_dry_run_then_a_bulk_of_the_demo_project_end_with_their_reports(
     assert "bulk e2e-dry-run" in dry_run.stderr
     assert all(statuses(stack)[message_id] == "processing" for message_id in PROCESSING)
 
-    real = cancel_service(operator_environment, *common, "--reason", "e2e_operator")
+    # The real bulk by the stack's name, in the environment the stack's banner shows (AWS_REGION
+    # alone), waiting until its agent stops have left the bulk lane.
+    banner_environment = {
+        name: value for name, value in operator_environment.items() if name != "AWS_DEFAULT_REGION"
+    }
+    real = cancel_service(
+        banner_environment,
+        *common[: common.index("--bus")],
+        "--stack",
+        stack.state["stackName"],
+        "--wait-stops",
+        "--reason",
+        "e2e_operator",
+    )
 
     assert real.returncode == 0, real.stderr
+    assert real.stderr.rstrip().endswith(
+        "agent stops: none queued in the bulk lane: every agent stop was asked of Step Functions"
+    )
     report = json.loads(real.stdout)
     assert report["outcome"] == "finished"
     assert report["dryRun"] is False

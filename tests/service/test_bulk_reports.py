@@ -71,6 +71,22 @@ def test_a_bulk_stops_at_its_cap_and_says_so(store, reports):
     assert (report["outcome"], report["cancelled"], report["selected"]) == ("capped", 120, 120)
 
 
+@pytest.mark.parametrize(("cap", "outcome"), [(120, "capped"), (250, "finished"), (400, "finished")])
+def test_a_dry_run_with_a_cap_counts_its_whole_selection(store, reports, cap, outcome):
+    """So that an operator can size a selection before choosing a cap: the dry run says how many a
+    real run would select in all, and whether the cap would stop it."""
+    put_processing_messages(store, 250, ["p1"])
+
+    answer = bulk_cancel.handler(
+        bulk_event({"olderThanSeconds": 3600, "maxMessages": cap, "dryRun": True}), roomy_context()
+    )
+
+    assert answer["messageIds"] == []
+    assert {store.status(f"m{n:05d}") for n in range(250)} == {"processing"}
+    (report,) = reports()
+    assert (report["outcome"], report["selected"], report["cancelled"]) == (outcome, 250, 0)
+
+
 @pytest.mark.usefixtures("no_retry_delay")
 def test_a_bulk_whose_writes_keep_failing_gives_up_and_reports_why(bulk_scene, monkeypatch, reports):
     clients = install(monkeypatch)

@@ -10,21 +10,35 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cancel_service.event_models import BulkByOwner, BulkByProjects, BulkOlderThan
+from cancel_service.event_models import (
+    MAX_OLDER_THAN_SECONDS,
+    MIN_OLDER_THAN_SECONDS,
+    BulkByOwner,
+    BulkByProjects,
+    BulkOlderThan,
+)
 from cancel_service_cli.request import STACK_BUS_OUTPUT
 
 PROG = "cancel-service"
 DEFAULT_TIMEOUT = "15m"
 
+DURATIONS = "a DURATION is 90s, 45m, 2h, 1d, or a bare number of seconds"
+
 _DURATION = re.compile(r"(\d+)([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-# Which option gave each field of the detail, to name it when the service's models refuse it.
+_ID_CHARACTERS = "letters, digits, _ and -"
+# Which option gave each field of the detail, and the rule the service's models hold it to, said
+# as the operator types it (the models' own wording names fields and patterns the operator
+# never typed).
 _OPTION_OF_FIELD = {
-    "projectIds": "--projects",
-    "ownerId": "--owner",
-    "olderThanSeconds": "--older-than",
-    "reason": "--reason",
-    "bulkId": "--bulk-id",
+    "projectIds": ("--projects", f"one or more comma-separated project ids, each 1 to 128 {_ID_CHARACTERS}"),
+    "ownerId": ("--owner", "a Clerk user id: user_ and 1 to 64 letters or digits"),
+    "olderThanSeconds": (
+        "--older-than",
+        f"at least {MIN_OLDER_THAN_SECONDS}s, at most {MAX_OLDER_THAN_SECONDS // 86400}d (ten years)",
+    ),
+    "reason": ("--reason", "1 to 128 characters"),
+    "bulkId": ("--bulk-id", f"1 to 64 {_ID_CHARACTERS}"),
 }
 
 
@@ -36,7 +50,7 @@ def duration_seconds(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def _positive_duration(text: str) -> int:
+def positive_duration(text: str) -> int:
     seconds = duration_seconds(text)
     if seconds < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration")
@@ -65,8 +79,9 @@ def build_parser(
         help="cancel the processing messages of projects, of an owner, or stuck for too long",
         description=(
             "Request a bulk cancel on the service's EventBridge bus (source app.operator). "
-            "With --wait, follow it until its report; exit 0 when it finished or reached its cap, "
-            "1 when it failed, 3 when no report came in time, 2 for a refused command line."
+            "With --wait, follow it until its report. Exit codes: 0 it finished or reached its cap "
+            "(dry runs too), 1 it failed or AWS refused a call, 2 a refused command line, 3 no "
+            f"report within --timeout (the bulk goes on), 130 Ctrl-C. {DURATIONS.capitalize()}."
         ),
     )
     selector = bulk.add_mutually_exclusive_group(required=True)
@@ -84,11 +99,18 @@ def build_parser(
     bulk.add_argument("--bulk-id", metavar="ID", help="1..64 of [A-Za-z0-9_-] (default: a new uuid4 hex)")
     bulk.add_argument("--wait", action="store_true", help="follow the bulk until its report")
     bulk.add_argument(
+        "--wait-stops",
+        action="store_true",
+        help="with --wait and --stack: after the report, wait until the bulk lane holds no agent stop",
+    )
+    bulk.add_argument(
         "--timeout",
         metavar="DURATION",
-        type=_positive_duration,
-        default=DEFAULT_TIMEOUT,
-        help=f"with --wait: give up waiting after this long (default {DEFAULT_TIMEOUT}); the bulk goes on",
+        type=positive_duration,
+        help=(
+            f"with --wait: give up waiting after this long, from the start (default {DEFAULT_TIMEOUT}); "
+            "the bulk goes on, and bulk-report reads its report later"
+        ),
     )
     bulk.add_argument(
         "--json",
@@ -98,12 +120,48 @@ def build_parser(
     bus = bulk.add_mutually_exclusive_group(required=True)
     bus.add_argument("--bus", metavar="NAME", help="the service's event bus")
     bus.add_argument(
-        "--stack", metavar="NAME", help=f"the CloudFormation stack whose output {STACK_BUS_OUTPUT}"
+        "--stack",
+        metavar="NAME",
+        help=(
+            f"the service's CloudFormation stack: its output {STACK_BUS_OUTPUT} names the bus; "
+            "its tables and queues let the command check the selection exists, show progress "
+            "after every page, and count the agent stops still queued"
+        ),
     )
     for add_command in more_commands:
         add_command(commands)
+    _add_bulk_report(commands)
     _add_backfill(commands)
     return parser, bulk
+
+
+def check_wait_options(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options that only mean something while waiting, if anything."""
+    if args.timeout is not None and not args.wait:
+        return "--timeout needs --wait (without it the command only sends the request)"
+    if args.wait_stops and not (args.wait and args.stack):
+        return "--wait-stops needs --wait and --stack (the stack names the bulk lane)"
+    return None
+
+
+def _add_bulk_report(commands: Any) -> None:
+    report = commands.add_parser(
+        "bulk-report",
+        help="a bulk's report, or its progress while it runs (e.g. after bulk --wait exited 3)",
+        description=(
+            "Read a bulk's state in the stack's bulk state table: its report once it ended, its "
+            "running totals until then. Exit codes: 0 it finished or reached its cap, 1 it failed, "
+            "is unknown, or AWS refused a call, 2 a refused command line, 3 it is still running."
+        ),
+    )
+    report.add_argument("bulk_id", metavar="BULK_ID", help="the bulkId bulk printed")
+    report.add_argument(
+        "--stack",
+        metavar="NAME",
+        required=True,
+        help="the service's CloudFormation stack (its BulkStateTableName)",
+    )
+    report.add_argument("--json", action="store_true", help="print the report's JSON detail on stdout")
 
 
 def _add_backfill(commands: Any) -> None:
@@ -157,6 +215,12 @@ def bulk_detail(args: argparse.Namespace, bulk_id: str) -> dict[str, Any]:
 def _refusal(error: ValidationError) -> str:
     first = error.errors(include_url=False)[0]
     field = str(first["loc"][0]) if first["loc"] else ""
+    option, rule = _OPTION_OF_FIELD.get(field, (field, first["msg"]))
     value = first.get("input")
-    shown = f"{value}s" if field == "olderThanSeconds" else repr(value)
-    return f"{_OPTION_OF_FIELD.get(field, field)}: {shown} refused ({first['msg']})"
+    if field == "olderThanSeconds":
+        shown = f"{value}s"
+    elif value == []:
+        shown = "no id"
+    else:
+        shown = repr(value)
+    return f"{option}: {shown} refused: {rule}"

@@ -17,7 +17,7 @@ from typing import Any
 
 from cancel_service.adapters.age_index import AgeIndex
 from cancel_service.models import PROCESSING
-from cancel_service_cli.request import CommandError
+from cancel_service_cli.errors import CommandError
 
 STACK_OUTPUTS = {"messages": "MessagesTableName", "ages": "AgeIndexTableName"}
 SHARDS_PARAMETER = "AgeIndexShards"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from cancel_service_cli.request import CommandError
+from cancel_service_cli.errors import CommandError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

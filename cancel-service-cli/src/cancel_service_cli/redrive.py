@@ -18,13 +18,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-import boto3
 from botocore.exceptions import ClientError
 
 from cancel_service_cli.arguments import PROG
+from cancel_service_cli.errors import CommandError
 from cancel_service_cli.queues import Queue, lanes_of, queue_url, read_queue, read_queues, stack_queue_urls
-from cancel_service_cli.request import CommandError
-from cancel_service_cli.stack import describe_stack
+from cancel_service_cli.stack import aws_session, describe_stack
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -101,9 +100,9 @@ def add_parser(commands: Any) -> None:
 def run_redrive(args: argparse.Namespace) -> int:
     if args.to is not None and args.queue is None:
         args.refuse("--to goes with --queue")  # exits 2; nothing was moved
-    sqs = boto3.session.Session().client("sqs")
+    sqs = aws_session().client("sqs")
     if args.stack is not None:
-        pairs = stack_pairs(sqs, describe_stack(boto3.session.Session().client("cloudformation"), args.stack))
+        pairs = stack_pairs(sqs, describe_stack(aws_session().client("cloudformation"), args.stack))
     else:
         pairs = [queue_pair(sqs, args.queue, args.to)]
     human = sys.stderr if args.json else sys.stdout

@@ -28,7 +28,25 @@ def _took(report: BulkReport) -> str:
     return f" in {(finished - started).total_seconds():.1f} s"
 
 
-def report_lines(report: BulkReport) -> Iterator[str]:
+def cap_line(report: BulkReport, cap: int | None) -> str | None:
+    """What the cap (--max-messages) did: where the bulk stopped and what it left, or, for a dry
+    run (which counts its whole selection), what a run would cancel and leave."""
+    if cap is None:
+        return None
+    if report.dry_run:
+        if report.selected > cap:
+            left = report.selected - cap
+            return f"{cap}: a run would cancel {cap} of the {report.selected} selected, leaving {left}"
+        return f"{cap}: not reached (a run would cancel up to {report.selected})"
+    if report.outcome == "capped":
+        return (
+            f"{cap}: reached; the rest of the selection is still processing "
+            "(a dry run with this cap counts it)"
+        )
+    return f"{cap}: not reached"
+
+
+def report_lines(report: BulkReport, cap: int | None = None) -> Iterator[str]:
     yield (
         f"bulk {report.bulk_id} {report.outcome}{_took(report)}"
         + (" (dry run: nothing was changed)" if report.dry_run else "")
@@ -43,6 +61,9 @@ def report_lines(report: BulkReport) -> Iterator[str]:
         ("started", report.started_at),
         ("finished", report.finished_at),
     ]
+    capped = cap_line(report, cap)
+    if capped:
+        rows.insert(2, ("cap", capped))
     if report.error:
         rows.append(("error", report.error))
     for label, value in rows:

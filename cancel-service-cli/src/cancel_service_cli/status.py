@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cancel_service_cli.queues import Queue, queue_url, read_queues, stack_queue_urls
-from cancel_service_cli.stack import describe_stack
+from cancel_service_cli.stack import aws_session, describe_stack
 
 RATE_PARAMETER = "StopExecutionsPerSecond"
 AGE_METRIC = "ApproximateAgeOfOldestMessage"
@@ -163,7 +162,7 @@ def _positive_rate(text: str) -> float:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    session = boto3.session.Session()
+    session = aws_session()
     sqs = session.client("sqs")
     rate: float | None = args.rate
     if args.stack is not None:

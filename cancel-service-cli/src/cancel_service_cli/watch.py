@@ -14,7 +14,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cancel_service.adapters.bulk_events import BULK_SOURCE
 from cancel_service_cli.arguments import PROG
-from cancel_service_cli.request import OPERATOR_SOURCE, CommandError
+from cancel_service_cli.errors import CommandError
+from cancel_service_cli.request import OPERATOR_SOURCE, WATCH_RULE_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -38,7 +39,7 @@ class ReportWatch:
         self._events, self._sqs, self._bus, self._bulk_id, self._log = events, sqs, bus, bulk_id, log
         # A random part first, so that two watches of one bulk never share (or delete) a queue,
         # and the name stays within the 64 characters of a rule name.
-        self.name = f"bulk-watch-{secrets.token_hex(4)}-{bulk_id}"[:64]
+        self.name = f"{WATCH_RULE_PREFIX}{secrets.token_hex(4)}-{bulk_id}"[:64]
         self._queue_url: str | None = None
         # What was created so far, each with what it is and the call that deletes it.
         self._created: list[tuple[str, Callable[[], object]]] = []
@@ -131,12 +132,14 @@ class ReportWatch:
             )
         return [json.loads(message["Body"]) for message in messages]
 
-    def wait_until_live(self, timeout: float = RULE_LIVE_TIMEOUT_SECONDS) -> None:
-        """Return once the rule delivers. EventBridge may take a moment to apply a new rule; a
-        bulk requested before would end unseen when it is short. So the command puts probes
-        (its own source, a detail type nothing else consumes) until one arrives."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_until_live(self, give_up_at: float) -> bool:
+        """Return once the rule delivers (True), or at `give_up_at` (time.monotonic(): the end of
+        the command's --timeout) if it has not yet (False). EventBridge may take a moment to apply
+        a new rule; a bulk requested before would end unseen when it is short. So the command puts
+        probes (its own source, a detail type nothing else consumes) until one arrives. A rule
+        silent for RULE_LIVE_TIMEOUT_SECONDS is not working: CommandError."""
+        deadline = time.monotonic() + RULE_LIVE_TIMEOUT_SECONDS
+        while (now := time.monotonic()) < min(deadline, give_up_at):
             self._events.put_events(
                 Entries=[
                     {
@@ -148,6 +151,13 @@ class ReportWatch:
                 ]
             )
             for _ in range(PROBE_EVERY_SECONDS):
-                if any(event.get("detail-type") == PROBE_DETAIL_TYPE for event in self.receive(1)):
-                    return
-        raise CommandError(f"the temporary rule {self.name} delivered nothing in {timeout:.0f} s")
+                wait = 1 if min(deadline, give_up_at) - now >= 1 else 0
+                if any(event.get("detail-type") == PROBE_DETAIL_TYPE for event in self.receive(wait)):
+                    return True
+                now = time.monotonic()
+        if give_up_at <= deadline:
+            return False
+        raise CommandError(
+            f"the temporary rule {self.name} delivered nothing in {RULE_LIVE_TIMEOUT_SECONDS:.0f} s; "
+            "no bulk was requested"
+        )

@@ -13,8 +13,10 @@ not yet accepted by EventBridge is put again, the same event (never a second, di
 
 The totals and the selector of the report come from the state, never from an event. The cap is
 a ceiling: a page never asks for more messages than the cap still allows (none: the bulk is
-capped before it reads). A continuation names only the link it is and where it resumes, so it is
-small whatever the size of the selection, and is handed off before the safety margin.
+capped before it reads). A dry run counts its whole selection, past its cap (it changes
+nothing), and reports `capped` when a real run would stop at the cap. A continuation names only
+the link it is and where it resumes, so it is small whatever the size of the selection, and is
+handed off before the safety margin.
 
 A dependency that keeps failing while the bulk reads or cancels makes it give up: it reports
 `failed` with the reason, and what it cancelled stays cancelled. When the state table or
@@ -161,13 +163,19 @@ class LeasedBulk:
         return self.state.bulk_id
 
     def quota(self) -> int:
-        """Messages the next page may take: what the cap still allows (counted as selected for a
-        dry run), never more than a page."""
+        """Messages the next page may take: what the cap still allows, never more than a page. A
+        dry run counts its whole selection, past the cap, so that it sizes what a cap leaves."""
         cap = self.selection.max_messages
-        if cap is None:
+        if cap is None or self.selection.dry_run:
             return PAGE_SIZE
-        done = self.progress.selected if self.selection.dry_run else self.progress.cancelled
-        return max(0, min(PAGE_SIZE, cap - done))
+        return max(0, min(PAGE_SIZE, cap - self.progress.cancelled))
+
+    def outcome_at_end_of_selection(self) -> Outcome:
+        """`capped` for a dry run that selected more than its cap: the bulk it tries would stop
+        at the cap."""
+        cap = self.selection.max_messages
+        over_cap = self.selection.dry_run and cap is not None and self.progress.selected > cap
+        return "capped" if over_cap else "finished"
 
     def take(self, page: Page) -> None:
         """The page is read: its messages are selected (and in flight, unless a dry run)."""
@@ -325,7 +333,7 @@ class BulkCancelService:
                 if leased.selection.max_messages is not None and leased.quota() == 0:
                     return "capped", None
                 if leased.position is None:
-                    return "finished", None
+                    return leased.outcome_at_end_of_selection(), None
                 if pages and remaining_ms() < SAFETY_MARGIN_MS:
                     return None
                 page = self._pages.page(leased.selection, leased.position, leased.quota())
