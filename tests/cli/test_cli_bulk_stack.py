@@ -7,10 +7,9 @@ and errors that say which region and endpoint they looked in."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +24,7 @@ from cancel_service.bulk_selection import BulkPages
 from cancel_service.event_models import BulkProgress, BulkReport, BulkSelection
 from cancel_service.models import utc_timestamp
 from support.constants import OWNER, PROJECT
+from support.operator_bus import PlayedInAThread
 from support.service_queues import SERVICE_STACK, STOP_RATE, ServiceQueues
 
 _SELECTION: TypeAdapter[BulkSelection] = TypeAdapter(BulkSelection)
@@ -85,7 +85,7 @@ def stack_service(service: ServiceQueues) -> Service:
 
 
 @dataclass
-class OneInvocationBulk:
+class OneInvocationBulk(PlayedInAThread):
     """Plays the bulk function for a bulk that fits in one invocation: it records the bulk's state
     as the function does (started, a page saved, ended with its report) and publishes no
     continuation. `publish_report=False`: the report event never reaches the command (a lost
@@ -102,27 +102,7 @@ class OneInvocationBulk:
     drain_after: float | None = None
     page_pause: float = 2.5
     request: dict[str, Any] | None = None
-    error: BaseException | None = None
-    _thread: threading.Thread = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> OneInvocationBulk:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.join(timeout=30)
-        assert not self._thread.is_alive()
-        if self.error is not None:
-            raise self.error
-
-    def _run(self) -> None:
-        try:
-            self._play()
-        except BaseException as error:
-            self.error = error
+    JOIN_SECONDS = 30
 
     def _play(self) -> None:
         deadline = time.monotonic() + 15

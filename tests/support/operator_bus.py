@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 import boto3
 
@@ -78,8 +78,38 @@ def report_detail(bulk_id: str, outcome: str = "finished", **fields: Any) -> dic
     }
 
 
+class PlayedInAThread:
+    """A stand-in that plays its part (`_play`) in a thread of its own while the test's with
+    block runs; leaving the block waits for it and raises what it raised."""
+
+    JOIN_SECONDS = 15
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(timeout=self.JOIN_SECONDS)
+        assert not self._thread.is_alive()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            self._play()
+        except BaseException as error:
+            self.error = error
+
+    def _play(self) -> None:
+        raise NotImplementedError
+
+
 @dataclass
-class BulkFunctionStandIn:
+class BulkFunctionStandIn(PlayedInAThread):
     """Plays the bulk function from a thread: waits for the operator's request on the bus, notes
     the temporary rule and queue policy the command made, then publishes continuations and the
     report (or, with `interrupt`, sets `ctrl_c` instead: the test turns it into the operator's
@@ -93,28 +123,8 @@ class BulkFunctionStandIn:
     request: dict[str, Any] | None = None
     watch_rule: dict[str, Any] = field(default_factory=dict)
     watch_policy: dict[str, Any] = field(default_factory=dict)
-    error: BaseException | None = None
     report: dict[str, Any] = field(default_factory=dict)
     ctrl_c: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> BulkFunctionStandIn:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.join(timeout=15)
-        assert not self._thread.is_alive()
-        if self.error is not None:
-            raise self.error
-
-    def _run(self) -> None:
-        try:
-            self._play()
-        except BaseException as error:
-            self.error = error
 
     def _play(self) -> None:
         deadline = time.monotonic() + 10
