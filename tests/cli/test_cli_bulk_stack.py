@@ -18,10 +18,10 @@ import pytest
 from pydantic import TypeAdapter
 
 import cancel_service_cli as cli
-from cancel_service.adapters.bulk_state import BulkState, BulkStateTable
-from cancel_service.bulk import request_digest
-from cancel_service.bulk_selection import BulkPages
-from cancel_service.event_models import BulkProgress, BulkReport, BulkSelection
+from cancel_service.adapters.bulk_state import BulkStateTable
+from cancel_service.core.bulk import request_digest
+from cancel_service.core.bulk_selection import BulkPages
+from cancel_service.event_models import BulkProgress, BulkReport, BulkSelection, BulkState
 from cancel_service.models import utc_timestamp
 from support.constants import OWNER, PROJECT
 from support.operator_bus import PlayedInAThread

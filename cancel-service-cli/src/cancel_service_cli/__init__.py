@@ -35,7 +35,7 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter
 
-from cancel_service.bulk import request_digest
+from cancel_service.core.bulk import request_digest
 from cancel_service.event_models import BulkProgress, BulkReport, BulkSelection
 from cancel_service.models import utc_timestamp
 from cancel_service_cli import redrive, status

@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cancel_service.adapters.bulk_state import BulkState, BulkStateTable, StateUnavailable
+from cancel_service.adapters.bulk_state import BulkStateTable
 from cancel_service.adapters.projects import ProjectsTable
-from cancel_service.errors import DependencyUnavailable
+from cancel_service.errors import DependencyUnavailable, StateUnavailable
+from cancel_service.event_models import BulkState
 from cancel_service_cli.errors import CommandError
 from cancel_service_cli.stack import Stack
 

@@ -17,7 +17,7 @@ from cancel_service.event_models import BulkProgress, BulkReport
 from cancel_service_cli.arguments import PROG
 
 if TYPE_CHECKING:
-    from cancel_service.adapters.bulk_state import BulkState
+    from cancel_service.event_models import BulkState
     from cancel_service_cli.bulk_state import BulkStates
     from cancel_service_cli.watch import ReportWatch
 
