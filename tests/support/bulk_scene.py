@@ -3,6 +3,7 @@ and age, bulk requests, and contexts with and without time to spare."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,7 +50,10 @@ def statuses(store: Store) -> dict[str, str]:
     return {message_id: store.status(message_id) for message_id in ALL_IDS}
 
 
-def put_processing_messages(store: Store, count: int, projects: list[str]) -> set[str]:
+def put_processing_messages(
+    store: Store, count: int, projects: list[str], updated_at: Callable[[int], str] = lambda _: LONG_AGO
+) -> set[str]:
+    """Messages m00000... processing in `projects` in turn; `updated_at(n)` the n-th's last update."""
     ids = [f"m{n:05d}" for n in range(count)]
     for start in range(0, count, 25):
         store.dynamodb.batch_write_item(
@@ -63,7 +67,7 @@ def put_processing_messages(store: Store, count: int, projects: list[str]) -> se
                                 "conversationId": {"S": "conv_1"},
                                 "status": {"S": "processing"},
                                 "createdAt": {"S": LONG_AGO},
-                                "updatedAt": {"S": LONG_AGO},
+                                "updatedAt": {"S": updated_at(n)},
                             }
                         }
                     }
