@@ -1,5 +1,6 @@
-"""The EventBridge- and queue-driven functions the SAM way: `sam local invoke` of the bulk, stop and
-execution status sample events, in Docker, against moto. Run alone with `pytest -m sam`."""
+"""The EventBridge-, queue- and stream-driven functions the SAM way: `sam local invoke` of the bulk,
+stop, execution status and age index sample events, in Docker, against moto. Run alone with
+`pytest -m sam`."""
 
 from __future__ import annotations
 
@@ -109,3 +110,21 @@ def test_execution_aborted_sample_confirms_the_cancelled_message_stopped(
 
     assert answer["agentStoppedIds"] == [detail["name"]], answer
     assert seeded.message(detail["name"])["agentStoppedAt"] == iso(stopped_at)
+
+
+def test_age_index_sample_enters_a_message_and_removes_those_that_left_processing(
+    sam_local: SamLocal, seeded: Store
+) -> None:
+    seed_bulk_scene(seeded)  # k59 and k64 processing, with their entries
+
+    answer = sam_local.invoke(INVOKED_WITH["age-index-stream.json"], EVENTS / "age-index-stream.json")
+
+    assert answer == {"batchItemFailures": []}, answer
+    entries = {
+        item["id"]["S"]: item["position"]["S"]
+        for item in seeded.dynamodb.scan(TableName=seeded.table_names["AgeIndexTable"])["Items"]
+    }
+    assert entries["k65newmessage01"] == "2026-11-24T12:00:00.000Z#k65newmessage01"
+    assert "k59abc456def789" not in entries
+    assert "k64otherproj001" not in entries
+    assert "k58xyz789ghi012" in entries

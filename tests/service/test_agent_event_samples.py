@@ -1,5 +1,5 @@
-"""The sample events of events/ for the stop, bulk and execution-status functions (the ones
-`sam local invoke` is run with) do what their names say."""
+"""The sample events of events/ for the stop, bulk, execution-status and age index functions (the
+ones `sam local invoke` is run with) do what their names say."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cancel_service.handlers import bulk_cancel, execution_status, stop_agent
+from cancel_service.adapters.age_index import position_of
+from cancel_service.handlers import age_index_stream, bulk_cancel, execution_status, stop_agent
 from cancel_service.models import utc_timestamp
 from devstack.demo import DEMO_PROJECT, DEMO_USER
+from devstack.stream_source import StreamSource
+from support.age_stream import AgeStream
 from support.agent_scene import Agent
 from support.constants import AGENT_STATE_MACHINE_ARN, TABLE_NAMES
 from support.events import load_event
@@ -98,3 +101,26 @@ def test_execution_aborted_sample_confirms_the_cancelled_message_stopped(demo, l
 
     assert answer["agentStoppedIds"] == ["k58xyz789ghi012"]
     assert demo.message("k58xyz789ghi012")["agentStoppedAt"] == utc_timestamp(stopped_at)
+
+
+def test_age_index_sample_enters_a_message_and_removes_those_that_left_processing(
+    demo, age_stream: AgeStream, template, lambda_context
+):
+    age_stream.deliver()  # the demo's processing messages have their entries
+    sample = load_event("age-index-stream.json")
+    stream_event = template["Resources"]["AgeIndexFunction"]["Properties"]["Events"]["MessageChanged"]
+    source = StreamSource.of({**stream_event["Properties"], "Stream": "the messages table's stream"})
+    assert all(source.delivers(record) for record in sample["Records"])  # none filtered out
+
+    assert age_index_stream.handler(sample, lambda_context) == {"batchItemFailures": []}
+
+    entries = {
+        item["id"]["S"]: item["position"]["S"]
+        for item in demo.dynamodb.scan(TableName=TABLE_NAMES["AgeIndexTable"])["Items"]
+    }
+    # k65 entered at its first updatedAt (a later one while processing writes nothing); k59 completed
+    # and k64 was deleted while processing; k58, which the sample does not name, stays.
+    assert entries == {
+        "k58xyz789ghi012": position_of(LONG_AGO, "k58xyz789ghi012"),
+        "k65newmessage01": position_of("2026-11-24T12:00:00.000Z", "k65newmessage01"),
+    }

@@ -219,7 +219,8 @@ class StackProcess:
 def function_for_event(template: Template, event: dict[str, Any]) -> str | None:
     """The function of the template that `event` is meant for: the HttpApi route of an API Gateway
     event, the function whose EventBridge rule pattern matches an EventBridge event (moto's
-    matcher, as the local stack's delivery uses), or the function fed by an SQS event's queue."""
+    matcher, as the local stack's delivery uses), or the function fed by an SQS event's queue or a
+    DynamoDB stream event's table."""
     from moto.events.models import EventPattern
 
     for spec in template.functions().values():
@@ -238,10 +239,22 @@ def function_for_event(template: Template, event: dict[str, Any]) -> str | None:
 
 
 def _source_of(source_type: str, props: dict[str, Any], event: dict[str, Any]) -> bool:
-    """Whether a scheduled or an SQS event comes from this event source of a function."""
+    """Whether a scheduled, an SQS or a DynamoDB stream event comes from this event source of a
+    function."""
     if source_type == "SQS":
         return _sqs_queue(event) == props.get("Queue")
+    if source_type == "DynamoDB":
+        return _stream_table(event) == str(props.get("Stream")).split("/stream/")[0]
     return source_type in ("Schedule", "ScheduleV2") and event.get("detail-type") == "Scheduled Event"
+
+
+def _stream_table(event: dict[str, Any]) -> str | None:
+    """The table whose stream a DynamoDB stream event's records come from (a stream's ARN is its
+    table's with a label that changes each time the stream is turned on)."""
+    records = event.get("Records") or [{}]
+    if records[0].get("eventSource") != "aws:dynamodb":
+        return None
+    return str(records[0].get("eventSourceARN", "")).split("/stream/")[0]
 
 
 def _sqs_queue(event: dict[str, Any]) -> str | None:

@@ -135,6 +135,7 @@ INVOKED_WITH = {
     "stop-agent.json": "UserStopAgentFunction",
     "execution-aborted.json": "ExecutionStatusFunction",
     "execution-failed.json": "ExecutionStatusFunction",
+    "age-index-stream.json": "AgeIndexFunction",
 }
 OTHER_PROJECT = "k57otherowner01"
 
