@@ -15,49 +15,30 @@ import pytest
 
 from cancel_service.models import utc_timestamp
 from devstack.stack import DevStack
-from support.local_stack import StackProcess, stack_of_template, wait_until
+from support.local_stack import StackProcess, small_template, stack_of_template, table_keyed_by_id, wait_until
 
-TEMPLATE = """\
-AWSTemplateFormatVersion: "2010-09-09"
-Transform: AWS::Serverless-2016-10-31
-Globals:
-  Function:
-    Runtime: python3.13
-    CodeUri: code/
-    Timeout: 10
-    Environment:
-      Variables:
-        SEEN_TABLE: !Ref StreamSeenTable
-Resources:
-  StreamedTable:
-    Type: AWS::DynamoDB::Table
-    Properties:
-      BillingMode: PAY_PER_REQUEST
-      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
-      KeySchema: [{AttributeName: id, KeyType: HASH}]
-      StreamSpecification: {StreamViewType: NEW_AND_OLD_IMAGES}
-  StreamSeenTable:
-    Type: AWS::DynamoDB::Table
-    Properties:
-      BillingMode: PAY_PER_REQUEST
-      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
-      KeySchema: [{AttributeName: id, KeyType: HASH}]
-  ChangeFunction:
-    Type: AWS::Serverless::Function
-    Properties:
-      Handler: handlers.changed
-      Events:
-        Changed:
-          Type: DynamoDB
-          Properties:
-            Stream: !GetAtt StreamedTable.StreamArn
-            StartingPosition: TRIM_HORIZON
-            BatchSize: 3
-            FunctionResponseTypes: [ReportBatchItemFailures]
-            FilterCriteria:
-              Filters:
-                - Pattern: '{"dynamodb": {"NewImage": {"kind": {"S": ["wanted"]}}}}'
-"""
+TEMPLATE = small_template(
+    table_keyed_by_id("StreamedTable", streamed=True)
+    + table_keyed_by_id("StreamSeenTable")
+    + """
+ChangeFunction:
+  Type: AWS::Serverless::Function
+  Properties:
+    Handler: handlers.changed
+    Events:
+      Changed:
+        Type: DynamoDB
+        Properties:
+          Stream: !GetAtt StreamedTable.StreamArn
+          StartingPosition: TRIM_HORIZON
+          BatchSize: 3
+          FunctionResponseTypes: [ReportBatchItemFailures]
+          FilterCriteria:
+            Filters:
+              - Pattern: '{"dynamodb": {"NewImage": {"kind": {"S": ["wanted"]}}}}'
+""",
+    environment={"SEEN_TABLE": "!Ref StreamSeenTable"},
+)
 
 HANDLERS = """
 import os

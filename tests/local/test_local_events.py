@@ -12,58 +12,47 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.stack import DevStack
-from support.local_stack import stack_of_template, wait_until
+from support.local_stack import small_template, stack_of_template, table_keyed_by_id, wait_until
 
-TEMPLATE = """\
-AWSTemplateFormatVersion: "2010-09-09"
-Transform: AWS::Serverless-2016-10-31
-Globals:
-  Function:
-    Runtime: python3.13
-    CodeUri: code/
-    Timeout: 10
-    Environment:
-      Variables:
-        SEEN_TABLE: !Ref SeenTable
-Resources:
-  Bus:
-    Type: AWS::Events::EventBus
-    Properties:
-      Name: !Sub "${AWS::StackName}-bus"
-  SeenTable:
-    Type: AWS::DynamoDB::Table
-    Properties:
-      BillingMode: PAY_PER_REQUEST
-      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
-      KeySchema: [{AttributeName: id, KeyType: HASH}]
-  StopFunction:
-    Type: AWS::Serverless::Function
-    Properties:
-      Handler: handlers.stop
-      Events:
-        Cancel:
-          Type: EventBridgeRule
-          Properties:
-            EventBusName: !Ref Bus
-            Pattern:
-              source: [app.messages]
-              detail-type: [Message Cancel Requested]
-              detail:
-                executionArn: [{exists: true}]
-  StatusFunction:
-    Type: AWS::Serverless::Function
-    Properties:
-      Handler: handlers.record
-      Events:
-        Ended:
-          Type: EventBridgeRule
-          Properties:
-            Pattern:
-              source: [aws.states]
-              detail-type: [Step Functions Execution Status Change]
-              detail:
-                status: [ABORTED]
+TEMPLATE = small_template(
+    """
+Bus:
+  Type: AWS::Events::EventBus
+  Properties:
+    Name: !Sub "${AWS::StackName}-bus"
 """
+    + table_keyed_by_id("SeenTable")
+    + """
+StopFunction:
+  Type: AWS::Serverless::Function
+  Properties:
+    Handler: handlers.stop
+    Events:
+      Cancel:
+        Type: EventBridgeRule
+        Properties:
+          EventBusName: !Ref Bus
+          Pattern:
+            source: [app.messages]
+            detail-type: [Message Cancel Requested]
+            detail:
+              executionArn: [{exists: true}]
+StatusFunction:
+  Type: AWS::Serverless::Function
+  Properties:
+    Handler: handlers.record
+    Events:
+      Ended:
+        Type: EventBridgeRule
+        Properties:
+          Pattern:
+            source: [aws.states]
+            detail-type: [Step Functions Execution Status Change]
+            detail:
+              status: [ABORTED]
+""",
+    environment={"SEEN_TABLE": "!Ref SeenTable"},
+)
 
 HANDLERS = """
 import os

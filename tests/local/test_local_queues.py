@@ -16,64 +16,55 @@ import pytest
 from devstack.lambdas import Invocation
 from devstack.sqs_source import succeeded_messages
 from devstack.stack import DevStack
-from support.local_stack import stack_of_template, wait_until
+from support.local_stack import small_template, stack_of_template, table_keyed_by_id, wait_until
 
-TEMPLATE = """\
-AWSTemplateFormatVersion: "2010-09-09"
-Transform: AWS::Serverless-2016-10-31
-Globals:
-  Function:
-    Runtime: python3.13
-    CodeUri: code/
-    Timeout: 10
-Resources:
-  Bus:
-    Type: AWS::Events::EventBus
-    Properties:
-      Name: !Sub "${AWS::StackName}-work"
-  WorkSeenTable:
-    Type: AWS::DynamoDB::Table
-    Properties:
-      BillingMode: PAY_PER_REQUEST
-      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
-      KeySchema: [{AttributeName: id, KeyType: HASH}]
-  WorkRule:
-    Type: AWS::Events::Rule
-    Properties:
-      EventBusName: !Ref Bus
-      EventPattern:
-        source: [app.work]
-      Targets:
-        - Id: WorkQueue
-          Arn: !GetAtt WorkQueue.Arn
-  WorkQueue:
-    Type: AWS::SQS::Queue
-    Properties:
-      # Longer than a batch takes here (a cold container included), short enough to see retries.
-      VisibilityTimeout: 8
-      RedrivePolicy:
-        deadLetterTargetArn: !GetAtt WorkDeadLetterQueue.Arn
-        maxReceiveCount: 2
-  WorkDeadLetterQueue:
-    Type: AWS::SQS::Queue
-  WorkFunction:
-    Type: AWS::Serverless::Function
-    Properties:
-      Handler: handlers.work
-      Environment:
-        Variables:
-          SEEN_TABLE: !Ref WorkSeenTable
-      Events:
-        Work:
-          Type: SQS
-          Properties:
-            Queue: !GetAtt WorkQueue.Arn
-            BatchSize: 5
-            MaximumBatchingWindowInSeconds: 1
-            FunctionResponseTypes: [ReportBatchItemFailures]
-            ScalingConfig:
-              MaximumConcurrency: 2
+TEMPLATE = small_template(
+    """
+Bus:
+  Type: AWS::Events::EventBus
+  Properties:
+    Name: !Sub "${AWS::StackName}-work"
 """
+    + table_keyed_by_id("WorkSeenTable")
+    + """
+WorkRule:
+  Type: AWS::Events::Rule
+  Properties:
+    EventBusName: !Ref Bus
+    EventPattern:
+      source: [app.work]
+    Targets:
+      - Id: WorkQueue
+        Arn: !GetAtt WorkQueue.Arn
+WorkQueue:
+  Type: AWS::SQS::Queue
+  Properties:
+    # Longer than a batch takes here (a cold container included), short enough to see retries.
+    VisibilityTimeout: 8
+    RedrivePolicy:
+      deadLetterTargetArn: !GetAtt WorkDeadLetterQueue.Arn
+      maxReceiveCount: 2
+WorkDeadLetterQueue:
+  Type: AWS::SQS::Queue
+WorkFunction:
+  Type: AWS::Serverless::Function
+  Properties:
+    Handler: handlers.work
+    Environment:
+      Variables:
+        SEEN_TABLE: !Ref WorkSeenTable
+    Events:
+      Work:
+        Type: SQS
+        Properties:
+          Queue: !GetAtt WorkQueue.Arn
+          BatchSize: 5
+          MaximumBatchingWindowInSeconds: 1
+          FunctionResponseTypes: [ReportBatchItemFailures]
+          ScalingConfig:
+            MaximumConcurrency: 2
+"""
+)
 
 # Each invocation records its batch (the `key` of each event), when it ran, and the envelope.
 HANDLERS = """

@@ -27,6 +27,39 @@ from devstack.template import Template
 START_TIMEOUT = 60.0
 
 
+def small_template(resources: str, environment: dict[str, str] | None = None) -> str:
+    """A SAM template of `resources` (YAML, as under `Resources:`) whose functions run the module
+    `handlers` that stack_of_template writes, each with `environment`."""
+    lines = [
+        'AWSTemplateFormatVersion: "2010-09-09"',
+        "Transform: AWS::Serverless-2016-10-31",
+        "Globals:",
+        "  Function:",
+        "    Runtime: python3.13",
+        "    CodeUri: code/",
+        "    Timeout: 10",
+    ]
+    if environment:
+        lines += ["    Environment:", "      Variables:"]
+        lines += [f"        {name}: {value}" for name, value in environment.items()]
+    lines += ["Resources:", textwrap.indent(textwrap.dedent(resources).strip("\n"), "  ")]
+    return "\n".join(lines) + "\n"
+
+
+def table_keyed_by_id(logical_id: str, *, streamed: bool = False) -> str:
+    """A small template's table keyed by a string `id` (where its functions record what reached
+    them), with a stream of both images if `streamed`."""
+    stream = "\n    StreamSpecification: {StreamViewType: NEW_AND_OLD_IMAGES}" if streamed else ""
+    return f"""\
+{logical_id}:
+  Type: AWS::DynamoDB::Table
+  Properties:
+    BillingMode: PAY_PER_REQUEST
+    AttributeDefinitions: [{{AttributeName: id, AttributeType: S}}]
+    KeySchema: [{{AttributeName: id, KeyType: HASH}}]{stream}
+"""
+
+
 @contextmanager
 def stack_of_template(directory: Path, template: str, handlers: str) -> Iterator[DevStack]:
     """The local stack in this process, of a small template and its module `handlers` (the
