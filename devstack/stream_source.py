@@ -7,6 +7,11 @@ After a failed invocation the same batch comes again; with ReportBatchItemFailur
 comes again from the first record the function reported (its checkpoint). Retries last as long
 as the stack runs (MaximumRetryAttempts -1, Lambda's default for streams), a second apart.
 ParallelizationFactor is not reproduced: one batch at a time per shard.
+
+moto numbers a stream record by the length of its list before it appends it, so writes to a
+table in parallel can give two records one sequence number; GetRecords' next iterator, just after
+the highest number returned, then points back into them, and reads them again for as long as
+they end the stream. A record is told by its eventID instead: each is delivered once.
 """
 
 from __future__ import annotations
@@ -74,15 +79,19 @@ class ShardReader:
             StreamArn=source.stream_arn, ShardId=shard_id, ShardIteratorType=source.starting_position
         )["ShardIterator"]
         self._pending: list[dict[str, Any]] = []  # read, delivered or not, after the checkpoint
+        self._read: set[str] = set()  # eventIDs of every record read
 
     def batch(self) -> list[dict[str, Any]]:
         """The next records to deliver (filtered), up to BatchSize; none read yet: empty."""
         while len(self._pending) < self._source.batch_size:
             response = self._streams.get_records(ShardIterator=self._iterator, Limit=1000)
-            records = response.get("Records", [])
+            records = [
+                record for record in response.get("Records", []) if record["eventID"] not in self._read
+            ]
             self._iterator = response.get("NextShardIterator") or self._iterator
             if not records:
                 break
+            self._read.update(record["eventID"] for record in records)
             self._pending += [lambda_record(record, self._source.stream_arn) for record in records]
         self._pending = [record for record in self._pending if self._source.delivers(record)]
         return self._pending[: self._source.batch_size]
