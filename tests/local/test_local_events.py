@@ -12,15 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.stack import DevStack
-from support.local_stack import small_template, stack_of_template, table_keyed_by_id, wait_until
+from support.local_stack import small_template, stack_bus, stack_of_template, table_keyed_by_id, wait_until
 
 TEMPLATE = small_template(
-    """
-Bus:
-  Type: AWS::Events::EventBus
-  Properties:
-    Name: !Sub "${AWS::StackName}-bus"
-"""
+    stack_bus("bus")
     + table_keyed_by_id("SeenTable")
     + """
 StopFunction:

@@ -16,15 +16,10 @@ import pytest
 from devstack.lambdas import Invocation
 from devstack.sqs_source import succeeded_messages
 from devstack.stack import DevStack
-from support.local_stack import small_template, stack_of_template, table_keyed_by_id, wait_until
+from support.local_stack import small_template, stack_bus, stack_of_template, table_keyed_by_id, wait_until
 
 TEMPLATE = small_template(
-    """
-Bus:
-  Type: AWS::Events::EventBus
-  Properties:
-    Name: !Sub "${AWS::StackName}-work"
-"""
+    stack_bus("work")
     + table_keyed_by_id("WorkSeenTable")
     + """
 WorkRule:

@@ -46,6 +46,16 @@ def small_template(resources: str, environment: dict[str, str] | None = None) ->
     return "\n".join(lines) + "\n"
 
 
+def stack_bus(suffix: str) -> str:
+    """A small template's event bus `Bus`, named `<stack>-<suffix>`."""
+    return f"""\
+Bus:
+  Type: AWS::Events::EventBus
+  Properties:
+    Name: !Sub "${{AWS::StackName}}-{suffix}"
+"""
+
+
 def table_keyed_by_id(logical_id: str, *, streamed: bool = False) -> str:
     """A small template's table keyed by a string `id` (where its functions record what reached
     them), with a stream of both images if `streamed`."""
