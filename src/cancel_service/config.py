@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 
 class ConfigurationError(RuntimeError):
@@ -46,8 +46,7 @@ def _positive_integer(name: str) -> int:
     return int(text)
 
 
-@dataclass(frozen=True, slots=True)
-class StoreConfig:
+class StoreConfig(NamedTuple):
     """Where messages, projects and cancel events live (every function needs this)."""
 
     messages_table: str
@@ -55,8 +54,7 @@ class StoreConfig:
     event_bus_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class ClerkConfig:
+class ClerkConfig(NamedTuple):
     """How Clerk session tokens are verified (HTTP function only)."""
 
     issuer: str
@@ -72,8 +70,7 @@ def agent_state_machine_arn() -> str:
     return _required("AGENT_STATE_MACHINE_ARN")
 
 
-@dataclass(frozen=True, slots=True)
-class StopPaceConfig:
+class StopPaceConfig(NamedTuple):
     """The bulk lane's StopExecution pace (bulk stopper only): the calls per second of all its
     instances together, and the table whose item they share it through."""
 
@@ -88,8 +85,7 @@ def stop_pace_config() -> StopPaceConfig:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class BulkStateConfig:
+class BulkStateConfig(NamedTuple):
     """Where bulks keep their state, and for how long (bulk function only)."""
 
     table: str
@@ -104,8 +100,7 @@ def bulk_state_config() -> BulkStateConfig:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class AgeIndexConfig:
+class AgeIndexConfig(NamedTuple):
     """The age index table and its shard count (the stream function and the bulk function)."""
 
     table: str

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import NamedTuple
 
 USER_REQUEST_REASON = "user_request"
 # What a project id may be, wherever one comes in (the HTTP body, a bulk event).
@@ -20,8 +20,7 @@ FAILED = "failed"
 PageKey = dict[str, dict[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
+class Caller(NamedTuple):
     """A signed-in Clerk user, as proven by a verified session token."""
 
     user_id: str
@@ -29,8 +28,7 @@ class Caller:
     org_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Project:
+class Project(NamedTuple):
     id: str
     owner_id: str
     org_id: str | None = None
@@ -42,8 +40,7 @@ class Project:
         return self.org_id is not None and self.org_id == caller.org_id
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessingMessage:
+class ProcessingMessage(NamedTuple):
     """A message that was `processing` when it was read (it may have finished since)."""
 
     id: str
@@ -52,8 +49,7 @@ class ProcessingMessage:
     execution_arn: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MessagePage:
+class MessagePage(NamedTuple):
     """One page of processing messages, and where the next page starts (None: this was the last)."""
 
     messages: tuple[ProcessingMessage, ...]
@@ -63,8 +59,7 @@ class MessagePage:
     unreadable: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class AgePage:
+class AgePage(NamedTuple):
     """Messages still processing with no update since the cutoff, oldest first; `after` is where
     the next page starts (None: none is left)."""
 
@@ -74,8 +69,7 @@ class AgePage:
     unreadable: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionMessage:
+class ExecutionMessage(NamedTuple):
     """A message as read by its key or its agent execution, with its status when it was read."""
 
     message: ProcessingMessage
@@ -91,8 +85,7 @@ class WriteOutcome(Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
-class PublishedBatch:
+class PublishedBatch(NamedTuple):
     """Which messages of one batch of cancel events were accepted, and which were not (after
     retries)."""
 
@@ -100,8 +93,7 @@ class PublishedBatch:
     rejected: tuple[ProcessingMessage, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class CancelRequest:
+class CancelRequest(NamedTuple):
     """One cancel request: its id (the API Gateway request id, or a bulk's `bulkId`), who asked
     (a Clerk user id or `system:<trigger>`), why, and when.
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -48,8 +47,7 @@ STOP_EXECUTION_CONFIG = CLIENT_CONFIG.merge(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class EntryRetry:
+class EntryRetry(NamedTuple):
     """How often an entry EventBridge refused inside a successful PutEvents call (throttled,
     internal failure) is put again, with jittered backoff between attempts. It was not accepted,
     so putting it again cannot make a second event."""
@@ -66,8 +64,7 @@ class EntryRetry:
 ENTRY_RETRY = EntryRetry()
 
 
-@dataclass(frozen=True, slots=True)
-class PutEventsOutcome:
+class PutEventsOutcome(NamedTuple):
     """Which entries (by their index in the request) EventBridge accepted and which it had not
     after every attempt; `call_error` is the call that failed outright (botocore had retried it
     already), which ends the attempts with the entries still pending counted as refused."""

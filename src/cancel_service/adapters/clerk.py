@@ -15,8 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import jwt
 
@@ -65,8 +64,7 @@ def _is_json_number(value: object) -> bool:
 # --- where the token comes from -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PresentedToken:
+class PresentedToken(NamedTuple):
     value: str
     from_cookie: bool
 

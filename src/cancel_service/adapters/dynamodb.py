@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -15,8 +14,7 @@ if TYPE_CHECKING:
 Item = dict[str, "AttributeValueTypeDef"]
 
 
-@dataclass(frozen=True, slots=True)
-class ConditionalUpdate:
+class ConditionalUpdate(NamedTuple):
     """A conditional update's outcome: the item after it when it applied (as ReturnValues asked),
     the item as it was when its condition failed."""
 

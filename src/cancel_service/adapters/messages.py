@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -39,11 +38,10 @@ _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 MAX_KEYS_PER_BATCH_GET = 100
 
 
-@dataclass(frozen=True, slots=True)
-class _IndexQuery:
+class _IndexQuery(NamedTuple):
     """A query of processing messages: the index and its key condition (`:processing` is bound)."""
 
-    index: str
+    index_name: str
     key_condition: str
 
 
@@ -91,7 +89,7 @@ class MessagesTable:
     ) -> MessagePage:
         request: dict[str, Any] = {
             "TableName": self._table_name,
-            "IndexName": query.index,
+            "IndexName": query.index_name,
             "KeyConditionExpression": query.key_condition,
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {":processing": {"S": PROCESSING}, **values},

@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from cancel_service.errors import DependencyUnavailable, ProjectNotFound
 from cancel_service.models import (
@@ -86,8 +86,7 @@ class ExecutorCalls:
         wait(futures, return_when=FIRST_COMPLETED)
 
 
-@dataclass(frozen=True, slots=True)
-class CancelResult:
+class CancelResult(NamedTuple):
     """The messages this request cancelled, and those it found finished meanwhile, in the order
     they were read from the index."""
 

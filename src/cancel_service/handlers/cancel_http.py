@@ -11,8 +11,7 @@ import base64
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
@@ -41,8 +40,7 @@ _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
 app = APIGatewayHttpResolver()
 
 
-@dataclass(frozen=True, slots=True)
-class CancelMessagesBody:
+class CancelMessagesBody(NamedTuple):
     project_id: str
 
     @classmethod
@@ -122,8 +120,7 @@ def _count(name: str, dimension: str, value: str) -> None:
         metric.add_dimension(name=dimension, value=value)
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
+class _Answer(NamedTuple):
     """The contract's answer to one error: status, code and message (None: the error's own
     words, which say what was wrong), extra headers; its log line and details (by default the
     status and code); and the failure metric it counts, if any."""
