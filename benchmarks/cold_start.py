@@ -13,11 +13,12 @@ floor.
     floor     the same work as `deployed` with plain boto3 and PyJWT: import both, create the
               DynamoDB and EventBridge clients, fetch the JWKS (PyJWKClient) and verify a session
               token (RS256, issuer, required claims)
-    deployed  the CancelFunction as the template deploys it: its environment from template.yaml
-              and Lambda's (tracing as the template sets it, an X-Ray trace header), import the
+    deployed  the CancelFunction as the template deploys it (Tracing: Active, the default): its
+              environment from template.yaml and Lambda's, an X-Ray trace header; import the
               handler, build what its first request builds, fetch the JWKS and verify the same
               token through the service's verifier
-    untraced  `deployed` with POWERTOOLS_TRACE_DISABLED=true: what tracing costs
+    passthrough  `deployed` with the template's Tracing=PassThrough (no X-Ray SDK loaded): what
+              tracing costs
 
 Both JWKS fetches go to one JWKS server on 127.0.0.1 that this script runs. Every variant runs
 with only the packages the function gets when deployed: src/requirements.txt and the boto3 of
@@ -75,8 +76,12 @@ from cancel_service import runtime
 runtime.cancel_service()
 runtime.session_verifier().verify(os.environ['BENCHMARK_TOKEN'])
 """
-# An X-Ray trace header as Lambda sets it for a sampled request (Tracing: Active).
-TRACE_HEADER = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1"
+# X-Ray trace headers as Lambda sets them: a sampled request (Tracing: Active), and one that
+# nothing upstream sampled (PassThrough; an HTTP API starts no trace).
+TRACE_HEADERS = {
+    "Active": "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1",
+    "PassThrough": "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=0",
+}
 
 ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -120,13 +125,15 @@ def lambda_package() -> Path:
     return target
 
 
-def deployed_environment(jwks_url: str) -> dict[str, str]:
-    """The CancelFunction's environment in Lambda: the runtime's variables and the template's,
-    with tracing as deployed (no `sam local` marker) and the bytecode cache of the other variants."""
-    template = Template({"ClerkIssuer": DEV_ISSUER, "ClerkJwksUrl": jwks_url}, require_all=False)
+def deployed_environment(jwks_url: str, tracing: str = "Active") -> dict[str, str]:
+    """The CancelFunction's environment in Lambda: the runtime's variables and the template's for
+    this Tracing parameter, as deployed (no `sam local` marker, no endpoint override), with the
+    bytecode cache of the other variants."""
+    parameters = {"ClerkIssuer": DEV_ISSUER, "ClerkJwksUrl": jwks_url, "Tracing": tracing}
+    template = Template(parameters, require_all=False)
     environment = runtime_environment(template.functions()["CancelFunction"], "http://127.0.0.1:9")
-    del environment["AWS_SAM_LOCAL"]
-    return environment | {"_X_AMZN_TRACE_ID": TRACE_HEADER, "PYTHONDONTWRITEBYTECODE": ""}
+    del environment["AWS_SAM_LOCAL"], environment["AWS_ENDPOINT_URL"]
+    return environment | {"_X_AMZN_TRACE_ID": TRACE_HEADERS[tracing], "PYTHONDONTWRITEBYTECODE": ""}
 
 
 def variants(jwks_url: str, token: str) -> dict[str, tuple[str, dict[str, str]]]:
@@ -145,10 +152,7 @@ def variants(jwks_url: str, token: str) -> dict[str, tuple[str, dict[str, str]]]
         ),
         "floor": (FLOOR, ENVIRONMENT | verification),
         "deployed": (DEPLOYED, deployed_environment(jwks_url) | verification),
-        "untraced": (
-            DEPLOYED,
-            deployed_environment(jwks_url) | verification | {"POWERTOOLS_TRACE_DISABLED": "true"},
-        ),
+        "passthrough": (DEPLOYED, deployed_environment(jwks_url, "PassThrough") | verification),
     }
 
 
@@ -183,15 +187,15 @@ def main() -> None:
     wall = {name: statistics.median(r["ms"] for r in runs) for name, runs in results.items()}
     cpu = {name: statistics.median(r["cpu_ms"] for r in runs) for name, runs in results.items()}
     print(f"python {sys.version.split()[0]}, {samples} samples per variant, medians")
-    print(f"{'variant':10} {'wall ms':>8} {'ratio':>6} {'CPU ms':>8} {'ratio':>6} {'peak RSS MiB':>13}")
+    print(f"{'variant':11} {'wall ms':>8} {'ratio':>6} {'CPU ms':>8} {'ratio':>6} {'peak RSS MiB':>13}")
     for name, runs in results.items():
         rss = statistics.median(r["rss_mib"] for r in runs)
         print(
-            f"{name:10} {wall[name]:8.1f} {wall[name] / wall['baseline']:6.2f} "
+            f"{name:11} {wall[name]:8.1f} {wall[name] / wall['baseline']:6.2f} "
             f"{cpu[name]:8.1f} {cpu[name] / cpu['baseline']:6.2f} {rss:13.1f}"
         )
-    ratios = (wall["deployed"] / wall["floor"], cpu["deployed"] / cpu["floor"])
-    print(f"deployed / floor: {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU")
+    for name in ("deployed", "passthrough"):
+        print(f"{name} / floor: {wall[name] / wall['floor']:.2f} wall, {cpu[name] / cpu['floor']:.2f} CPU")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from devstack.template import resources_of_type
+from devstack.template import Template, resources_of_type
 from support.cfn import FUNCTIONS, resource
 
 
@@ -18,7 +18,7 @@ def test_every_function_with_its_handler_runtime_tracing_and_a_log_group(cfn):
     for name, function in functions.items():
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.13"
-        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
         assert properties["Architectures"] == [{"Ref": "Architecture"}]
         assert properties["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "cancel-service"
         assert log_groups[f"{name}LogGroup"]["Properties"] == {
@@ -41,6 +41,15 @@ def test_parameters(template):
     assert parameters["LogLevel"]["Default"] == "INFO"
     assert "AgentStateMachineArn" in parameters
     assert parameters["Architecture"]["AllowedValues"] == ["arm64", "x86_64"]
+
+
+@pytest.mark.parametrize(("tracing", "trace_disabled"), [({}, None), ({"Tracing": "PassThrough"}, "true")])
+def test_tracing_is_active_by_default_and_passthrough_loads_no_xray_sdk(tracing, trace_disabled):
+    """Active by default; PassThrough also tells Powertools' Tracer not to load the X-Ray SDK."""
+    template = Template({"ClerkIssuer": "https://clerk.example.com", **tracing}, require_all=False)
+    assert template.parameters["Tracing"] == tracing.get("Tracing", "Active")
+    for function in template.functions().values():
+        assert function.environment.get("POWERTOOLS_TRACE_DISABLED") == trace_disabled
 
 
 def rule_of(cfn: dict[str, Any], logical_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
