@@ -5,6 +5,7 @@ What they measure is theirs to print; nothing here depends on how fast this mach
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -85,3 +86,22 @@ def test_stop_costs_counts_the_calls_of_a_stop_of_two_messages():
     counted = next(line for line in lines if "counted:" in line)
     assert "events 2," in counted, counted
     assert any(line.strip().startswith("total") and "$" in line for line in lines)
+
+
+@pytest.mark.parametrize(("tracing", "trace_disabled"), [("Active", None), ("PassThrough", "true")])
+def test_cold_start_measures_the_function_with_the_environment_lambda_gives_it(tracing, trace_disabled):
+    """The cold start benchmark's `deployed` and `passthrough` run with the template's environment
+    for that Tracing value, and nothing only the local stack sets."""
+    spec = importlib.util.spec_from_file_location("cold_start", BENCHMARKS / "cold_start.py")
+    assert spec is not None
+    assert spec.loader is not None
+    cold_start = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cold_start)
+
+    environment = cold_start.deployed_environment("http://127.0.0.1:1/jwks", tracing)
+
+    assert environment.get("POWERTOOLS_TRACE_DISABLED") == trace_disabled
+    assert environment["AWS_LAMBDA_FUNCTION_NAME"]
+    assert environment["_X_AMZN_TRACE_ID"]
+    assert "AWS_SAM_LOCAL" not in environment
+    assert "AWS_ENDPOINT_URL" not in environment

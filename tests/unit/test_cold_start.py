@@ -18,6 +18,17 @@ ENVIRONMENT = {
 }
 
 
+IN_LAMBDA = {
+    "AWS_LAMBDA_FUNCTION_NAME": "CancelFunction",
+    "LAMBDA_TASK_ROOT": str(ROOT / "src"),
+    "_X_AMZN_TRACE_ID": "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1",
+    "MESSAGES_TABLE": "messages",
+    "PROJECTS_TABLE": "projects",
+    "EVENT_BUS_NAME": "bus",
+    "CLERK_ISSUER": "https://clerk.example.com",
+}
+
+
 def probed(probe: str, environment: dict[str, str]) -> Any:
     """What `probe` prints as JSON, run in a fresh interpreter with only `environment`."""
     run = subprocess.run(
@@ -56,17 +67,22 @@ def test_with_tracing_on_in_lambda_only_botocore_is_patched_and_no_http_library_
         "print(json.dumps({'patched': sorted(_PATCHED_MODULES), 'loaded': sorted(m for m in sys.modules if "
         "m.split('.')[0] in ('httpx', 'requests', 'sqlite3', 'aws_xray_sdk'))}))"
     )
-    in_lambda = {
-        "AWS_LAMBDA_FUNCTION_NAME": "CancelFunction",
-        "LAMBDA_TASK_ROOT": str(ROOT / "src"),
-        "_X_AMZN_TRACE_ID": "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1",
-        "MESSAGES_TABLE": "messages",
-        "PROJECTS_TABLE": "projects",
-        "EVENT_BUS_NAME": "bus",
-        "CLERK_ISSUER": "https://clerk.example.com",
-    }
-    traced = probed(probe, in_lambda)
+    traced = probed(probe, IN_LAMBDA)
 
     assert traced["patched"] == ["botocore"]
     assert "aws_xray_sdk.ext.botocore.patch" in traced["loaded"]
     assert not [m for m in traced["loaded"] if m.split(".")[0] in ("httpx", "requests", "sqlite3")], traced
+
+
+def test_with_tracing_passthrough_in_lambda_no_xray_sdk_loads():
+    """The template's Tracing=PassThrough sets POWERTOOLS_TRACE_DISABLED: the first request
+    builds everything without the X-Ray SDK's recorder and patches, or wrapt."""
+    probe = (
+        "import json, sys\n"
+        "import cancel_service.handlers.cancel_http\n"
+        "from cancel_service import runtime\n"
+        "runtime.cancel_service(); runtime.session_verifier()\n"
+        "traced = ('aws_xray_sdk.core', 'aws_xray_sdk.ext', 'wrapt')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(traced))))"
+    )
+    assert probed(probe, {**IN_LAMBDA, "POWERTOOLS_TRACE_DISABLED": "true"}) == []
