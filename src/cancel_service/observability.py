@@ -8,9 +8,10 @@ that is installed, which imports httpx (and sqlite3, http.client...) at the cold
 function, although only the first request of an HTTP container without CLERK_JWT_KEY uses httpx
 (benchmarks/cold_start.py: the deployed cold start against its floor).
 
-Where tracing is off (outside Lambda, `sam local`, POWERTOOLS_TRACE_DISABLED), Powertools would
-still import the X-Ray SDK, which builds a botocore session of its own at import: about 75 ms, 40%
-of this function's cold start, for nothing. There the Tracer gets a provider that does nothing.
+Where tracing is off (outside Lambda, `sam local`, POWERTOOLS_TRACE_DISABLED, which the
+template's Tracing=PassThrough sets), Powertools would still import the X-Ray SDK, which builds a
+botocore session of its own at import: about 75 ms, 40% of this function's cold start, for
+nothing. There the Tracer gets a provider that does nothing.
 """
 
 from __future__ import annotations
