@@ -19,9 +19,8 @@ from pydantic import TypeAdapter
 
 import cancel_service_cli as cli
 from cancel_service.adapters.bulk_state import BulkStateTable
-from cancel_service.core.bulk import request_digest
-from cancel_service.core.bulk_selection import BulkPages
-from cancel_service.event_models import BulkProgress, BulkReport, BulkSelection, BulkState
+from cancel_service.core.bulk import new_bulk_state
+from cancel_service.event_models import BulkProgress, BulkReport, BulkSelection
 from cancel_service.models import utc_timestamp
 from support.constants import OWNER, PROJECT
 from support.operator_bus import PlayedInAThread
@@ -114,25 +113,8 @@ class OneInvocationBulk(PlayedInAThread):
         bulk_id = str(selection.bulk_id)
         table = BulkStateTable(self.service.table("BulkStateTableName"), boto3.client("dynamodb"))
         now = datetime.now(UTC)
-        state = table.create(
-            BulkState(
-                bulk_id=bulk_id,
-                digest=request_digest(selection.request()),
-                selector=selection.selector(),
-                started_at=utc_timestamp(now),
-                link=0,
-                position=BulkPages.start(selection, now),
-                progress=BulkProgress(),
-                pending=(),
-                handed_off=True,
-                report=None,
-                reported=False,
-                lease=None,
-                lease_until=None,
-            ),
-            selection.request(),
-            int(now.timestamp()) + 3600,
-        )
+        expires_at = int(now.timestamp()) + 3600
+        state = table.create(new_bulk_state(selection, bulk_id, now), selection.request(), expires_at)
         token = uuid.uuid4().hex
         assert table.claim(state, token, utc_timestamp(now + timedelta(minutes=15)), utc_timestamp(now))
         page = BulkProgress(selected=self.selected, cancelled=self.cancelled, invocations=1)

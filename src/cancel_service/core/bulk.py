@@ -145,6 +145,25 @@ def request_digest(request: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def new_bulk_state(selection: BulkSelection, bulk_id: str, now: datetime) -> BulkState:
+    """A bulk's state as it starts: link 0 at the selection's first page, nothing done, no lease."""
+    return BulkState(
+        bulk_id=bulk_id,
+        digest=request_digest(selection.request()),
+        selector=selection.selector(),
+        started_at=utc_timestamp(now),
+        link=0,
+        position=BulkPages.start(selection, now),
+        progress=BulkProgress(),
+        pending=(),
+        handed_off=True,
+        report=None,
+        reported=False,
+        lease=None,
+        lease_until=None,
+    )
+
+
 @dataclass
 class LeasedBulk:
     """A bulk while this invocation holds its lease: the state it claimed, the selection it works
@@ -288,25 +307,10 @@ class BulkCancelService:
 
     def _start(self, selection: BulkSelection, bulk_id: str) -> BulkState:
         now = self._clock()
-        request = selection.request()
-        state = BulkState(
-            bulk_id=bulk_id,
-            digest=request_digest(request),
-            selector=selection.selector(),
-            started_at=utc_timestamp(now),
-            link=0,
-            position=BulkPages.start(selection, now),
-            progress=BulkProgress(),
-            pending=(),
-            handed_off=True,
-            report=None,
-            reported=False,
-            lease=None,
-            lease_until=None,
-        )
+        state = new_bulk_state(selection, bulk_id, now)
         expires_at = int(now.timestamp()) + self._retention_seconds
         try:
-            return self._states.create(state, request, expires_at)
+            return self._states.create(state, selection.request(), expires_at)
         except BulkIdTaken:
             raise BulkIdInUse("the bulkId is known with another selection") from None
 
