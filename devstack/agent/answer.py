@@ -94,7 +94,7 @@ def stream_answer(
                 _write_chunk(dynamodb, table_name, message_id, written)
                 outcome.chunk_times.append(time.time())
             watch.raise_if_cancelled()
-        outcome.ended = "interrupted" if stream.closed else _complete(dynamodb, table_name, message_id)
+        outcome.ended = "interrupted" if stream.closed else complete(dynamodb, table_name, message_id)
     except MessageCancelled:
         outcome.ended = "cancelled"
     outcome.words, outcome.ended_at = len(written), time.time()
@@ -114,7 +114,7 @@ def _write_chunk(dynamodb: DynamoDBClient, table_name: str, message_id: str, wor
     )
 
 
-def _complete(dynamodb: DynamoDBClient, table_name: str, message_id: str) -> str:
+def complete(dynamodb: DynamoDBClient, table_name: str, message_id: str) -> str:
     """The whole answer is written: the message is completed, unless it left processing first."""
     try:
         dynamodb.update_item(

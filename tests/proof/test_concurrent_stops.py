@@ -1,12 +1,12 @@
 """Many Stops of one project at the same moment, while the agent completes messages.
 
 Each Stop is a thread with its own cancel service and clients (its own Lambda container) and its
-own request id; the agent moves messages processing -> completed by the same kind of conditional
-write. Whatever the interleaving: every message ends cancelled or completed; a cancelled message
-is listed by exactly one Stop, the one whose request id it carries; a completed message is listed
-by none; nothing raises. Events per cancelled message are measured: concurrent Stops may each
-publish one before one of them wins the write (the contract allows it); one request never
-publishes two for a message.
+own request id; the agent moves messages processing -> completed by the local stack agent's own
+conditional write. Whatever the interleaving: every message ends cancelled or completed; a
+cancelled message is listed by exactly one Stop, the one whose request id it carries; a completed
+message is listed by none; nothing raises. Events per cancelled message are measured: concurrent
+Stops may each publish one before one of them wins the write (the contract allows it); one request
+never publishes two for a message.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pytest
 from cancel_service import runtime
 from cancel_service.core.cancel import CancelService
 from cancel_service.models import Caller
+from devstack.agent.answer import complete
 from support.constants import OWNER, PROJECT, TABLE_NAMES
 from support.figures import record
 from support.http_faults import FaultPlan, by_request_id, install
@@ -75,26 +76,6 @@ def _seed(store: Store, round_number: int) -> list[str]:
     return ids
 
 
-def _complete(agent: Any, message_id: str) -> bool:
-    """The agent finishing a message: only if it is still processing, as the agent writes it."""
-    try:
-        agent.update_item(
-            TableName=TABLE_NAMES["MessagesTable"],
-            Key={"id": {"S": message_id}},
-            UpdateExpression="SET #status = :completed, updatedAt = :at",
-            ConditionExpression="#status = :processing",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":completed": {"S": "completed"},
-                ":processing": {"S": "processing"},
-                ":at": {"S": "2026-11-24T12:00:01.000Z"},
-            },
-        )
-    except agent.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
-
-
 def _run_round(
     services: list[CancelService], agent: Any, ids: list[str], round_number: int
 ) -> tuple[dict[str, tuple[str, ...]], list[BaseException]]:
@@ -114,7 +95,7 @@ def _run_round(
         try:
             start.wait()
             for message_id in random.sample(ids, len(ids)):
-                _complete(agent, message_id)
+                complete(agent, TABLE_NAMES["MessagesTable"], message_id)
         except BaseException as error:
             errors.append(error)
 
