@@ -23,7 +23,7 @@ from cancel_service.core.bulk import new_bulk_state
 from cancel_service.event_models import BulkProgress, BulkReport, BulkSelection
 from cancel_service.models import utc_timestamp
 from support.constants import OWNER, PROJECT
-from support.operator_bus import PlayedInAThread
+from support.operator_bus import PlayedInAThread, first_request
 from support.service_queues import SERVICE_STACK, STOP_RATE, ServiceQueues
 
 _SELECTION: TypeAdapter[BulkSelection] = TypeAdapter(BulkSelection)
@@ -104,11 +104,7 @@ class OneInvocationBulk(PlayedInAThread):
     JOIN_SECONDS = 30
 
     def _play(self) -> None:
-        deadline = time.monotonic() + 15
-        while self.request is None and time.monotonic() < deadline:
-            requests = self.service.requests(wait_seconds=1)
-            self.request = requests[0] if requests else None
-        assert self.request is not None, "the command put no bulk request"
+        self.request = first_request(self.service.requests, seconds=15)
         selection = _SELECTION.validate_python(self.request["detail"])
         bulk_id = str(selection.bulk_id)
         table = BulkStateTable(self.service.table("BulkStateTableName"), boto3.client("dynamodb"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
@@ -78,6 +79,15 @@ def report_detail(bulk_id: str, outcome: str = "finished", **fields: Any) -> dic
     }
 
 
+def first_request(requests: Callable[[int], list[dict[str, Any]]], seconds: float) -> dict[str, Any]:
+    """The operator's bulk request, once the command has put it; fails the test after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if put := requests(1):
+            return put[0]
+    raise AssertionError("the command put no bulk request")
+
+
 class PlayedInAThread:
     """A stand-in that plays its part (`_play`) in a thread of its own while the test's with
     block runs; leaving the block waits for it and raises what it raised."""
@@ -127,11 +137,7 @@ class BulkFunctionStandIn(PlayedInAThread):
     ctrl_c: threading.Event = field(default_factory=threading.Event)
 
     def _play(self) -> None:
-        deadline = time.monotonic() + 10
-        while self.request is None and time.monotonic() < deadline:
-            requests = self.bus.requests(wait_seconds=1)
-            self.request = requests[0] if requests else None
-        assert self.request is not None, "the command put no bulk request"
+        self.request = first_request(self.bus.requests, seconds=10)
         events, sqs = boto3.client("events"), boto3.client("sqs")
         (rule_name,) = self.bus.watch_rules()
         self.watch_rule = dict(events.describe_rule(Name=rule_name, EventBusName=BUS_NAME))
