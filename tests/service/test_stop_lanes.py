@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
+from moto.core.models import botocore_stubber
 
 from cancel_service import runtime
 from cancel_service.adapters import agent_executions, stop_pace
@@ -81,17 +82,29 @@ def wire_error(request: Any, code: str) -> AWSResponse:
 
 def on_the_wire(monkeypatch: pytest.MonkeyPatch, lane: Callable[[], Any], answer: Callable[..., Any]) -> None:
     """A new container of `lane` whose StopExecution attempts (each one, retries included, after
-    the stopper let it through) meet `answer(request, execution_arn)` first: an AWSResponse
-    replaces Step Functions' (moto's), None lets it answer."""
+    the stopper let it through) meet `answer(request, execution_arn)` instead of Step Functions
+    (moto): an AWSResponse is the only answer, and moto never sees that attempt; None lets moto
+    answer it.
+
+    botocore calls every `before-send` handler, whatever an earlier one answered: with moto's
+    handler left beside the test's, moto would also carry out an attempt the test answered (a
+    "refused" stop would abort the execution all the same, or fail on moto's own errors)."""
     for cached in (runtime.user_lane_stops, runtime.bulk_lane_stops, runtime._dynamodb):
         cached.cache_clear()
     clients = install(monkeypatch)
     lane()  # builds the container's clients, the stopper's hook first
+    events = clients["stepfunctions"].real.meta.events
 
-    def before_send(request: Any, **_kwargs: Any) -> Any:
-        return answer(request, json.loads(request.body)["executionArn"])
+    def step_functions(request: Any, event_name: str, **kwargs: Any) -> Any:
+        if event_name == "before-send.sfn.StopExecution":
+            response = answer(request, json.loads(request.body)["executionArn"])
+            if response is not None:
+                return response
+        return botocore_stubber(event_name=event_name, request=request, **kwargs)
 
-    clients["stepfunctions"].real.meta.events.register_first("before-send.sfn.StopExecution", before_send)
+    # The stopper's hook, on the operation's own event, still runs before this one.
+    events.unregister("before-send", botocore_stubber)
+    events.register("before-send", step_functions)
 
 
 def bulk_event(execution_arn: str, message_id: str) -> dict[str, Any]:
@@ -340,6 +353,7 @@ def test_a_stop_step_functions_refuses_as_invalid_is_rejected_once(
 
     assert stop_agent.user_lane_handler(batch(refused), LambdaContext()) == {"batchItemFailures": []}
     assert len(attempts) == 1
+    assert agent.status(agent.started["m1"]) == "RUNNING"  # refused: nothing was stopped
     [rejected] = [line for line in log_lines() if line["message"].startswith("agent stop rejected")]
     assert code in rejected["message"]
 

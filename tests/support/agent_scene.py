@@ -45,8 +45,18 @@ class Agent:
             "executionArn"
         ]
         self.started[message_id] = arn
-        self.wait_for(arn, {"RUNNING"})
+        self._wait_until_at_work(arn)
         return str(arn)
+
+    def _wait_until_at_work(self, arn: str, timeout: float = 5.0) -> None:
+        """moto says RUNNING at once, but builds the execution in a thread of its own a moment
+        later (longer on a loaded machine); a stop before that fails inside moto. The execution
+        is at work once its history has begun."""
+        deadline = time.monotonic() + timeout
+        while not self.sfn.get_execution_history(executionArn=arn, maxResults=1)["events"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the execution {arn} did not begin")
+            time.sleep(0.02)
 
     def status(self, arn: str) -> str:
         return str(self.sfn.describe_execution(executionArn=arn)["status"])
