@@ -43,16 +43,18 @@ def _visible(queue: Queue) -> list[Message]:
 def _delete(queue: Queue, receipt_handle: str) -> None:
     """moto's `Queue.delete_message`, stopping at the message that had the handle. The queue's
     list is replaced, not changed in place, as moto does: a receive going through it meanwhile
-    reads the list it began with."""
+    reads the list it began with. Under the queue's lock, which moto's SendMessage takes to
+    append: a message sent meanwhile is never lost with the old list."""
     if receipt_handle in queue.deleted_messages:
         return  # deleted already: SQS accepts it again
-    messages = queue._messages
-    for index, message in enumerate(messages):
-        if message.had_receipt_handle(receipt_handle):
-            queue._messages = messages[:index] + messages[index + 1 :]
-            queue.pending_messages.discard(message)
-            queue.deleted_messages.update(handle for handle in message.all_receipt_handles if handle)
-            return
+    with queue._messages_lock:
+        messages = queue._messages
+        for index, message in enumerate(messages):
+            if message.had_receipt_handle(receipt_handle):
+                queue._messages = messages[:index] + messages[index + 1 :]
+                queue.pending_messages.discard(message)
+                queue.deleted_messages.update(handle for handle in message.all_receipt_handles if handle)
+                return
     raise ReceiptHandleIsInvalid
 
 
