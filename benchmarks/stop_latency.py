@@ -5,15 +5,16 @@ UserStopAgentFunction -> StopExecution, while the bulk lane drains its own queue
 Each round makes a project of the demo user with N processing messages, each with a RUNNING
 stand-in agent execution, sends the Stop over HTTP and polls Step Functions every 10 ms until
 every execution of the cancelled messages is ABORTED; the time is counted from the HTTP 200.
-Rounds alternate: idle (the bulk stop queue purged), then under a backlog (the bulk stop queue
-filled with BACKLOG stops of `system:bulk`, as the bulk rule delivers them, of executions that are
-gone, so that the bulk lane calls StopExecution at the template's default rate all along). The
-backlog is written into the local SQS directly: moto's SendMessage takes time in proportion to
-the queue's depth, so ten thousand sends would take most of an hour. A first round of each size
-warms the containers up and is not counted.
+Rounds alternate: idle (the bulk stop queue purged, and the stops the bulk lane had received
+made), then under a backlog (the bulk stop queue filled with BACKLOG stops of `system:bulk`, as
+the bulk rule delivers them, of executions that are gone, so that the bulk lane calls
+StopExecution at the template's default rate all along). The backlog is written into the local
+SQS directly: moto's SendMessage takes time in proportion to the queue's depth, so ten thousand
+sends would take most of an hour. A first round of each size warms the containers up and is not
+counted.
 
 Printed: per size, p50 and p99 of each situation over the rounds, and the ratio backlog / idle;
-then how many bulk stops the bulk lane made meanwhile.
+then how many bulk stops of the backlogs the bulk lane made (deleted) meanwhile.
 
 Run: .venv/bin/python benchmarks/stop_latency.py [--sizes 2,10,100] [--rounds 20] [--backlog 10000]
 """
@@ -36,6 +37,7 @@ from devstack.stack import DevStack, StackOptions
 
 POLL_SECONDS = 0.01
 GIVE_UP_SECONDS = 60.0
+QUIET_SECONDS = 1.0
 
 
 @dataclass
@@ -111,10 +113,10 @@ class Bench:
         return (time.perf_counter() - answered) * 1000
 
     def bulk_queued(self) -> int:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.bulk_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"])
+        """Bulk stops not yet made: waiting, or received by the bulk lane and not yet deleted."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.bulk_queue_url, AttributeNames=names)
+        return sum(int(attributes["Attributes"][name]) for name in names)
 
     def _bulk_queue(self) -> Any:
         """moto's bulk stop queue (the local stack's moto server runs in this process)."""
@@ -150,7 +152,25 @@ class Bench:
         if left < self.backlog // 2:
             raise RuntimeError(f"the backlog ran low ({left} left): the round did not run under it")
         self.purge_bulk_queue()
+        self.wait_until_bulk_lane_quiet()
         return sample
+
+    def wait_until_bulk_lane_quiet(self) -> None:
+        """Until the bulk lane has made the stops it had received before the purge (up to a batch
+        per poller, paced): its pace has let no stop through for a second. The idle round that
+        follows is idle."""
+        deadline = time.monotonic() + GIVE_UP_SECONDS
+        while time.monotonic() < deadline:
+            item = self.dynamodb.get_item(
+                TableName=self.stack.table_name("StopPaceTable"),
+                Key={"lane": {"S": "bulk"}},
+                ConsistentRead=True,
+            ).get("Item")
+            next_call_at = int(item["nextCallAt"]["N"]) / 1_000_000 if item else 0.0
+            if time.time() - next_call_at > QUIET_SECONDS:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the bulk lane still stopping {GIVE_UP_SECONDS} s after the purge")
 
 
 def stop_over_http(stack: DevStack, project: str = DEMO_PROJECT) -> list[str]:
