@@ -41,11 +41,24 @@ from support.store import Store, bus_with_capture_queue
 SLOW_SUITE_TIMEOUTS = {"sam": 1800, "proof": 900, "browser": 900}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Under xdist, the suites whose files take longest are handed out first, so that both workers end
+# together: the SAM files (Docker setup, `sam build`, a container per invocation) start at once
+# on one worker while the other runs the rest; the many short files fill the gaps at the end.
+LONGEST_SUITES_FIRST = ("tests/sam/", "tests/local/", "tests/proof/")
+
+
+def _suite_rank(item: pytest.Item) -> int:
+    ranks = [rank for rank, suite in enumerate(LONGEST_SUITES_FIRST) if item.nodeid.startswith(suite)]
+    return ranks[0] if ranks else len(LONGEST_SUITES_FIRST)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         limits = [SLOW_SUITE_TIMEOUTS[name] for name in SLOW_SUITE_TIMEOUTS if item.get_closest_marker(name)]
         if limits and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(max(limits)))
+    if hasattr(config, "workerinput"):
+        items.sort(key=_suite_rank)  # stable: each file's tests keep their order
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -55,6 +68,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
+
+    # Files in the order collected (LONGEST_SUITES_FIRST above), not by their number of tests.
+    config.option.loadscopereorder = False
 
     class FilesWithOneSamSession(LoadFileScheduling):  # type: ignore[misc]  # xdist is untyped
         def _split_scope(self, nodeid: str) -> str:
