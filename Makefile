@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 .PHONY: venv chromium lint check test stack checkov
 
 # uv installs the packages: the same versions pip resolves, in seconds rather than minutes (it
-# downloads in parallel and links from its cache). It is the one package pip installs.
+# downloads in parallel and links from its cache). It is the one package pip installs. Like pip,
+# it compiles the bytecode at install (the suites start many Python processes, and a machine with
+# PYTHONDONTWRITEBYTECODE set would compile every module in each of them).
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 
@@ -18,7 +20,8 @@ $(UV):
 # packages of their own, installed beside the service (the local stack's stand-in agent and the
 # tests import them from there); neither is in the functions' code (template.yaml's CodeUri).
 $(STAMP): pyproject.toml message-cancel-watch/pyproject.toml cancel-service-cli/pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(VENV)/bin/python -e ./message-cancel-watch -e ./cancel-service-cli -e '.[dev]'
+	$(UV) pip install --quiet --compile-bytecode --python $(VENV)/bin/python \
+	  -e ./message-cancel-watch -e ./cancel-service-cli -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -44,7 +44,7 @@ SLOW_SUITE_TIMEOUTS = {"sam": 1800, "proof": 900, "browser": 900}
 # Under xdist, the suites whose files take longest are handed out first, so that both workers end
 # together: the SAM files (Docker setup, `sam build`, a container per invocation) start at once
 # on one worker while the other runs the rest; the many short files fill the gaps at the end.
-LONGEST_SUITES_FIRST = ("tests/sam/", "tests/local/", "tests/proof/")
+LONGEST_SUITES_FIRST = ("tests/sam/", "tests/proof/", "tests/local/")
 
 
 def _suite_rank(item: pytest.Item) -> int:
