@@ -74,7 +74,9 @@ def table_keyed_by_id(logical_id: str, *, streamed: bool = False) -> str:
 def stack_of_template(directory: Path, template: str, handlers: str) -> Iterator[DevStack]:
     """The local stack in this process, of a small template and its module `handlers` (the
     template's CodeUri is `code/`), with no API and no demo data. moto's backends are shared with
-    the other in-process stacks of the tests: such a template's names must be its own."""
+    the other in-process stacks of the tests: such a template's names must be its own, and the
+    CloudFormation stack (named as the local stack always is) goes when the stack stops, so that
+    the next in-process stack of the same worker can create it."""
     (directory / "template.yaml").write_text(template)
     (directory / "code").mkdir()
     (directory / "code" / "handlers.py").write_text(textwrap.dedent(handlers))
@@ -87,7 +89,10 @@ def stack_of_template(directory: Path, template: str, handlers: str) -> Iterator
         serve_api=False,
     )
     with DevStack(options, log=lambda _line: None) as running:
-        yield running
+        try:
+            yield running
+        finally:
+            running.client("cloudformation").delete_stack(StackName=running.template.stack_name)
 
 
 def operator_aws_environment(stack: StackProcess) -> dict[str, str]:
