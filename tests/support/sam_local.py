@@ -159,8 +159,19 @@ def iso(moment: datetime) -> str:
 
 
 def seed_processing(seeded: Store, count: int = 2) -> list[str]:
-    """The demo project (owned by the sample tokens' user) with `count` new processing messages."""
+    """The demo project (owned by the sample tokens' user) with exactly `count` processing
+    messages, all new: what the session's earlier tests left processing there (the event samples'
+    scenes) is completed first, so that a cancel's answer can be compared with these alone."""
     seeded.put_project(DEMO_PROJECT, DEMO_USER)
+    left_processing = seeded.dynamodb.query(
+        TableName=seeded.table_names["MessagesTable"],
+        IndexName="byProjectAndStatus",
+        KeyConditionExpression="projectId = :project AND #status = :processing",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":project": {"S": DEMO_PROJECT}, ":processing": {"S": "processing"}},
+    )["Items"]
+    for item in left_processing:
+        seeded.put_message(item["id"]["S"], project_id=DEMO_PROJECT, status="completed")
     ids = [f"ksam{uuid.uuid4().hex[:12]}" for _ in range(count)]
     for message_id in ids:
         seeded.put_message(message_id, project_id=DEMO_PROJECT)
@@ -171,7 +182,8 @@ def seed_processing(seeded: Store, count: int = 2) -> list[str]:
 def expect_cancelled(seeded: Store, body: dict[str, Any], ids: list[str]) -> None:
     assert body["success"] is True
     assert body["cancelled"] is True
-    # Earlier tests' messages are already cancelled; this call cancels exactly the new ones.
+    # The demo project's other messages are finished (seed_processing): this call cancels
+    # exactly the new ones.
     assert sorted(body["messageIds"]) == sorted(ids)
     assert {seeded.status(message_id) for message_id in ids} == {"cancelled"}
     published = [event for event in seeded.published() if event["detail"]["messageId"] in ids]
