@@ -30,9 +30,11 @@ class LocalAws:
         # Imported here: moto's server loads every service it emulates, which `token` never needs.
         from moto.server import ThreadedMotoServer
 
+        from devstack.events_calls import parse_each_path_once
         from devstack.sqs_calls import keep_sqs_calls_short
 
         keep_sqs_calls_short()
+        parse_each_path_once()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self._server.start()
