@@ -189,7 +189,7 @@ class Bench:
         pool = self.stack.pools[USER_LANE]
 
         def stop_one(index: int) -> None:
-            event = bulk_stop_event(f"{gone}:warm-{uuid.uuid4().hex}", f"warm{index:03d}", DEMO_USER)
+            event = stop_event(f"{gone}:warm-{uuid.uuid4().hex}", f"warm{index:03d}", DEMO_USER)
             message = {"MessageId": str(uuid.uuid4()), "ReceiptHandle": "warm", "Body": json.dumps(event)}
             invocation = pool.invoke({"Records": [sqs_record(message, source.queue_arn)]})
             if invocation.failed:
@@ -216,7 +216,9 @@ class Bench:
         queue = self._bulk_queue()
         gone = self.agent.replace(":stateMachine:", ":execution:")
         for index in range(self.backlog):
-            body = json.dumps(bulk_stop_event(f"{gone}:bulk-{uuid.uuid4().hex}", f"bulk{index:06d}"))
+            body = json.dumps(
+                stop_event(f"{gone}:bulk-{uuid.uuid4().hex}", f"bulk{index:06d}", "system:bulk")
+            )
             message = Message(str(uuid.uuid4()), body)
             message.mark_sent()
             queue.add_message(message)
@@ -277,7 +279,8 @@ def stop_over_http(stack: DevStack, project: str = DEMO_PROJECT) -> list[str]:
     return message_ids
 
 
-def bulk_stop_event(execution_arn: str, message_id: str, requested_by: str = "system:bulk") -> dict[str, Any]:
+def stop_event(execution_arn: str, message_id: str, requested_by: str) -> dict[str, Any]:
+    """The cancel event a stop rule delivers for one message, requested by a user or `system:`."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
