@@ -31,13 +31,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
 def deliveries(events: Any, sqs: Any) -> list[list[dict[str, Any]]]:
     """What a transformed target and a plain target receive of EVENTS events: per target, the
     bodies (the ids and times, which differ per delivery, left out)."""
-    bodies = []
+    urls = []
     for name, extra in (("envelope", {"InputTransformer": EVENTBRIDGE_ENVELOPE}), ("plain", {})):
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         events.put_rule(Name=name, EventPattern=json.dumps({"source": ["app.messages"]}))
         events.put_targets(Rule=name, Targets=[{"Id": name, "Arn": arn, **extra}])
-        bodies.append(url)
+        urls.append(url)
     for index in range(EVENTS):
         events.put_events(
             Entries=[
@@ -49,7 +49,7 @@ def deliveries(events: Any, sqs: Any) -> list[list[dict[str, Any]]]:
             ]
         )
     received = []
-    for url in bodies:
+    for url in urls:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
         received.append(
             sorted(
