@@ -31,10 +31,12 @@ class LocalAws:
         from moto.server import ThreadedMotoServer
 
         from devstack.events_calls import parse_each_path_once
+        from devstack.server_calls import find_each_service_once
         from devstack.sqs_calls import keep_sqs_calls_short
 
         keep_sqs_calls_short()
         parse_each_path_once()
+        find_each_service_once()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self._server.start()
