@@ -22,7 +22,7 @@ from cancel_service.adapters.agent_executions import ATTEMPT_RESERVE_SECONDS
 from cancel_service.adapters.stop_pace import SharedPace
 from cancel_service.handlers import stop_agent
 from support.agent_scene import Agent
-from support.client_faults import install
+from support.client_faults import ClientWithFaults, install
 from support.constants import BUS_NAME, PROJECT, TABLE_NAMES
 from support.fake_clock import FakeClock
 from support.http_api import post_cancel
@@ -80,7 +80,9 @@ def wire_error(request: Any, code: str) -> AWSResponse:
     return response
 
 
-def on_the_wire(monkeypatch: pytest.MonkeyPatch, lane: Callable[[], Any], answer: Callable[..., Any]) -> None:
+def on_the_wire(
+    monkeypatch: pytest.MonkeyPatch, lane: Callable[[], Any], answer: Callable[..., Any]
+) -> dict[str, ClientWithFaults]:
     """A new container of `lane` whose StopExecution attempts (each one, retries included, after
     the stopper let it through) meet `answer(request, execution_arn)` instead of Step Functions
     (moto): an AWSResponse is the only answer, and moto never sees that attempt; None lets moto
@@ -105,6 +107,7 @@ def on_the_wire(monkeypatch: pytest.MonkeyPatch, lane: Callable[[], Any], answer
     # The stopper's hook, on the operation's own event, still runs before this one.
     events.unregister("before-send", botocore_stubber)
     events.register("before-send", step_functions)
+    return clients
 
 
 def bulk_event(execution_arn: str, message_id: str) -> dict[str, Any]:
@@ -171,11 +174,12 @@ def test_a_users_stop_is_stopped_before_a_thousand_queued_bulk_stops(
 # --- The bulk lane's pace ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("claims", ["a moment per call", "a batch's moments at once"])
 @pytest.mark.parametrize(
     ("rate", "window", "most"), [(5.0, 1.0, 5), (20.0, 1.0, 20), (2.5, 2.0, 5), (1.0, 1.0, 1)]
 )
 @pytest.mark.usefixtures("store")
-def test_no_window_holds_more_than_the_rate_whichever_container_reserves(rate, window, most):
+def test_no_window_holds_more_than_the_rate_whichever_container_reserves(rate, window, most, claims):
     clock = FakeClock()
     dynamodb = runtime._dynamodb()
     containers = [
@@ -184,6 +188,8 @@ def test_no_window_holds_more_than_the_rate_whichever_container_reserves(rate, w
     reserved: list[float] = []
     for round_ in range(6):
         for container in containers:  # each container's ten workers reserve at once
+            if claims != "a moment per call":
+                container.expect(5)
             reserved += [container.reserve() for _ in range(5)]
         if round_ == 2:
             clock.now += 0.37  # mid-second: a fresh container joins and knows nothing but the table
@@ -207,6 +213,71 @@ def test_an_idle_lane_saves_nothing_up():
 
     assert reserved[0] == pytest.approx(clock.now)
     assert most_in_any_window(reserved) == 4
+
+
+@pytest.mark.usefixtures("store")
+def test_a_moment_that_passed_unused_is_given_up_not_used_late():
+    clock = FakeClock()
+    dynamodb = runtime._dynamodb()
+    pace, other = (
+        SharedPace(dynamodb, TABLE_NAMES["StopPaceTable"], "bulk", 2.0, clock=clock) for _ in range(2)
+    )
+    pace.expect(4)
+    first = pace.reserve()  # claims 4 moments, half a second apart
+    clock.now += 1.2  # two of the three left pass unused (their stops needed no call)
+    others = other.reserve()  # another container's moment, after the four claimed
+    late = pace.reserve()
+
+    assert late == pytest.approx(first + 1.5, abs=0.01)  # the one not yet passed, not one 0.7 s ago
+    assert others == pytest.approx(first + 2.0, abs=0.01)
+    assert most_in_any_window([first, late, others]) == 2
+
+
+@pytest.mark.usefixtures("store")
+def test_a_pace_that_loses_every_claim_to_other_containers_fails_the_call_for_the_queue_to_retry():
+    clock = FakeClock()
+    dynamodb = runtime._dynamodb()
+    rival = SharedPace(dynamodb, TABLE_NAMES["StopPaceTable"], "bulk", 5.0, clock=clock)
+    writes: list[str] = []
+
+    class Contested:
+        """The table, where another container claims just before each write of this one."""
+
+        def update_item(self, **request: Any) -> Any:
+            writes.append(request["ConditionExpression"])
+            rival.reserve()
+            return dynamodb.update_item(**request)
+
+    pace = SharedPace(Contested(), TABLE_NAMES["StopPaceTable"], "bulk", 5.0, clock=clock)  # type: ignore[arg-type]
+
+    with pytest.raises(RuntimeError, match="lost 20 claims of the stop pace in a row"):
+        pace.reserve()
+    assert len(writes) == stop_pace.MAX_LOST_RACES
+    assert writes[1:] == ["nextCallAt = :seen"] * (len(writes) - 1)  # each after what it last saw
+
+
+@pytest.mark.usefixtures("store")
+def test_a_batch_claims_its_moments_in_one_write_and_stops_one_interval_apart(agent: Agent, monkeypatch):
+    monkeypatch.setenv("STOP_EXECUTIONS_PER_SECOND", "5")
+    clock = FakeClock()
+    on_the_clock(monkeypatch, clock)
+    attempts: list[float] = []
+    arns = [agent.start(f"m{index}") for index in range(10)]
+    clients = on_the_wire(
+        monkeypatch, runtime.bulk_lane_stops, lambda _request, _arn: attempts.append(clock.now)
+    )
+    context = ClockContext(clock=clock, deadline=clock.now + 60)
+
+    answer = stop_agent.bulk_lane_handler(
+        batch(*(record(bulk_event(arn, f"m{index}")) for index, arn in enumerate(arns))), context
+    )
+
+    assert answer == {"batchItemFailures": []}
+    pace_writes = [call for call in clients["dynamodb"].calls if call[0] == "update_item"]
+    assert len(pace_writes) == 1  # not one per stop
+    assert attempts[-1] - attempts[0] == pytest.approx(9 * 0.2, rel=0.005)
+    assert most_in_any_window(attempts) == 5
+    assert {agent.wait_for(arn, {"ABORTED"}) for arn in arns} == {"ABORTED"}
 
 
 @pytest.mark.usefixtures("store")

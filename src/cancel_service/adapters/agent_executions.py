@@ -54,9 +54,12 @@ class StopAttempts:
         client.meta.events.register_first("before-send.sfn.StopExecution", self._before_attempt)
         return client
 
-    def time_left(self, remaining_seconds: Callable[[], float]) -> None:
-        """The invocation's remaining time, for the attempts of this invocation."""
+    def begin(self, stops: int, remaining_seconds: Callable[[], float]) -> None:
+        """An invocation begins `stops` stops with this remaining time: the pace, if any, claims
+        their moments in one write."""
         self._remaining = remaining_seconds
+        if self._pace is not None:
+            self._pace.expect(stops)
 
     def has_time(self) -> bool:
         return self._remaining() >= ATTEMPT_RESERVE_SECONDS

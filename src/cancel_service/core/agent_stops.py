@@ -45,9 +45,9 @@ class StopOutcome(StrEnum):
 
 
 class StopTime(Protocol):
-    """The time an invocation has for its stop attempts."""
+    """The time an invocation has for its stop attempts (told how many stops it begins)."""
 
-    def time_left(self, remaining_seconds: Callable[[], float]) -> None: ...
+    def begin(self, stops: int, remaining_seconds: Callable[[], float]) -> None: ...
 
     def has_time(self) -> bool: ...
 
@@ -76,7 +76,7 @@ class AgentStops:
         self, records: list[Mapping[str, Any]], remaining_seconds: Callable[[], float]
     ) -> list[tuple[str, StopOutcome]]:
         """Each record's message id and outcome, in the batch's order."""
-        self._executions.attempts.time_left(remaining_seconds)
+        self._executions.attempts.begin(len(records), remaining_seconds)
         outcomes = self._executor.map(self._stop_one, records)
         return list(zip((str(record["messageId"]) for record in records), outcomes, strict=True))
 
