@@ -126,6 +126,8 @@ class Bench:
         self.sfn = stack.client("stepfunctions")
         self.dynamodb = stack.client("dynamodb")
         self.agent = stack.agent_state_machine
+        # The ARN prefix of the agent's executions: stops of names never started find them gone.
+        self.gone = self.agent.replace(":stateMachine:", ":execution:")
         bulk_queue = stack.template.physical_name("BulkStopRequestsQueue")
         self.bulk_queue_name = bulk_queue
         self.bulk_stops_made = 0
@@ -185,11 +187,10 @@ class Bench:
         (source,) = (
             SqsSource.of(event.properties, queue_url="") for event in stopper.events if event.type == "SQS"
         )
-        gone = self.agent.replace(":stateMachine:", ":execution:")
         pool = self.stack.pools[USER_LANE]
 
         def stop_one(index: int) -> None:
-            event = stop_event(f"{gone}:warm-{uuid.uuid4().hex}", f"warm{index:03d}", DEMO_USER)
+            event = stop_event(f"{self.gone}:warm-{uuid.uuid4().hex}", f"warm{index:03d}", DEMO_USER)
             message = {"MessageId": str(uuid.uuid4()), "ReceiptHandle": "warm", "Body": json.dumps(event)}
             invocation = pool.invoke({"Records": [sqs_record(message, source.queue_arn)]})
             if invocation.failed:
@@ -214,10 +215,9 @@ class Bench:
         from moto.sqs.models import Message
 
         queue = self._bulk_queue()
-        gone = self.agent.replace(":stateMachine:", ":execution:")
         for index in range(self.backlog):
             body = json.dumps(
-                stop_event(f"{gone}:bulk-{uuid.uuid4().hex}", f"bulk{index:06d}", "system:bulk")
+                stop_event(f"{self.gone}:bulk-{uuid.uuid4().hex}", f"bulk{index:06d}", "system:bulk")
             )
             message = Message(str(uuid.uuid4()), body)
             message.mark_sent()
